@@ -1,0 +1,40 @@
+# Every target bootstraps its own virtualenv, so a fresh clone needs only python3 and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench crds clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/sluice validate examples/
+	@echo
+	@echo "GET /v1/pipelines/{id} for the seed pipeline (examples/seed-pipeline.yaml):"
+	$(BIN)/sluice show -f examples/ export-customers
+
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests benchmarks
+	$(BIN)/ruff format --check operator tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy operator
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_validate.py
+
+crds: $(STAMP)
+	$(BIN)/sluice crds --output crds/
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

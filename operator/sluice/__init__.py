@@ -1,0 +1,3 @@
+"""Sluice: a Kubernetes operator for reverse ETL."""
+
+__version__ = "0.1.0"
