@@ -1,0 +1,1 @@
+"""Application connectors: one module per application, behind one small interface."""

@@ -1,0 +1,1 @@
+"""The mapping expression language of ``transformation.mapping``."""

@@ -1,0 +1,70 @@
+"""Decode a document's spec into its model, turning pydantic's errors into located messages."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import pydantic
+from pydantic_core import ErrorDetails
+
+from sluice.model.errors import ApiError, Location, bad_request, format_location
+from sluice.model.specs import Spec
+from sluice.model.types import SchemaError, Type, parse_type
+
+S = TypeVar("S", bound=Spec)
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "bool_type": "a boolean",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "an array",
+}
+# Union members appear in pydantic's locations (``connection.int``); they mean nothing to users.
+_UNION_TAGS = frozenset({"int", "str", "bool", "list[str]", "dict[str,any]"})
+
+
+def decode_spec(model: type[S], data: Any, location: Location = ("spec",)) -> S:
+    """Validate the shape of ``data``; raise the first problem as a 400 error."""
+    if not isinstance(data, dict):
+        raise bad_request(f"{format_location(location)} must be an object", location)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as err:
+        raise _first_error(err.errors(), location) from None
+
+
+def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
+    # A union reports one error per member; the member that matched the value's JSON type
+    # (a wrong string for ``int | str``) is more useful than "must be an integer".
+    error = errors[0]
+    location = (*base, *(p for p in error["loc"] if p not in _UNION_TAGS))
+    where = format_location(location)
+    kind = error["type"]
+    if kind == "missing":
+        return bad_request(f"{where} is required", location)
+    if kind == "extra_forbidden":
+        return bad_request(
+            f'unknown field "{location[-1]}" in {format_location(location[:-1])}', location
+        )
+    if (
+        kind in _EXPECTED
+        and len({e["type"] for e in errors if e["loc"][:1] == error["loc"][:1]}) > 1
+    ):
+        return bad_request(f"{where} has a wrong type", location)
+    if kind in _EXPECTED:
+        return bad_request(f"{where} must be {_EXPECTED[kind]}", location)
+    message = error["msg"]
+    return bad_request(f"{where}: {message[0].lower()}{message[1:]}", location)
+
+
+def decode_schema(data: Any, location: Location) -> Type:
+    """Parse a schema member; a parse error names where in the member it is."""
+    try:
+        return parse_type(data)
+    except SchemaError as err:
+        where = (*location, *err.path)
+        raise bad_request(f"{format_location(where)}: {err.message}", where) from None

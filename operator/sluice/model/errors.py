@@ -1,0 +1,70 @@
+"""Errors users see: the API's status, code and exact message, plus where it applies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+#: A location inside a document: member names and list indexes, outermost first.
+Location = tuple[str | int, ...]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def format_location(location: Location) -> str:
+    """``("spec", "conditions", 0, "values")`` → ``spec.conditions[0].values``."""
+    text = ""
+    for part in location:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif _NAME.match(part):
+            text += f".{part}" if text else part
+        else:
+            text += f'["{part}"]'
+    return text
+
+
+def parse_location(text: str) -> Location:
+    """The inverse of :func:`format_location` for names and indexes (``a.b[0].c``)."""
+    location: list[str | int] = []
+    for name, index, key in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]', text):
+        location.append(int(index) if index else name or key)
+    return tuple(location)
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    """A rejected request or resource, shaped like the API's error body.
+
+    ``message`` is the API's exact text; ``cause`` adds the detail the API keeps in its optional
+    ``cause`` key; ``location`` is where in the resource spec the error is.
+    """
+
+    status: int
+    code: str
+    message: str
+    location: Location = ()
+    cause: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.cause})" if self.cause else self.message
+
+    def body(self) -> dict[str, dict[str, str]]:
+        error = {"code": self.code, "message": self.message}
+        if self.cause:
+            error["cause"] = self.cause
+        return {"error": error}
+
+
+def bad_request(message: str, location: Location = ()) -> ApiError:
+    return ApiError(400, "BadRequest", message, location)
+
+
+def not_found(message: str, location: Location = (), cause: str | None = None) -> ApiError:
+    return ApiError(404, "NotFound", message, location, cause)
+
+
+def unprocessable(
+    code: str, message: str, location: Location = (), cause: str | None = None
+) -> ApiError:
+    return ApiError(422, code, message, location, cause)

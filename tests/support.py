@@ -1,0 +1,48 @@
+"""Shared test data: the examples' seed pipeline and its namespace, ready to mutate."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from sluice.apps.catalog import CONNECTORS
+from sluice.manifests import read_manifests
+from sluice.model.connection import validate_connection
+from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
+from sluice.model.workspace import validate_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SEED_ID = 705981339
+
+
+def example_spec(kind: str, name: str) -> dict[str, Any]:
+    """A deep copy of the spec of an example resource."""
+    for obj in read_manifests([EXAMPLES]).objects:
+        if (obj.resource.kind, obj.resource.name) == (kind, name):
+            assert isinstance(obj.resource.spec, dict)
+            return copy.deepcopy(obj.resource.spec)
+    raise LookupError(f"no example {kind}/{name}")
+
+
+def seed_spec() -> dict[str, Any]:
+    return example_spec("ExportPipeline", "export-customers")
+
+
+def marketing_context(**overrides: Any) -> PipelineContext:
+    """The examples' namespace: its Workspace and its HubSpot Connection."""
+    workspace = validate_workspace("marketing", "marketing", example_spec("Workspace", "marketing"))
+    connection = validate_connection(
+        "marketing", "hubspot", example_spec("Connection", "hubspot"), CONNECTORS
+    )
+    entry = ConnectionEntry("hubspot", connection.id, connection)
+    fields: dict[str, Any] = {"workspace": workspace, "connections": [entry]}
+    fields.update(overrides)
+    return PipelineContext(**fields)
+
+
+def validate(spec: Any, context: PipelineContext | None = None) -> Pipeline:
+    return validate_pipeline(
+        "marketing", "export-customers", spec, SEED_ID, context or marketing_context()
+    )
