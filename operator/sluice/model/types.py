@@ -238,7 +238,7 @@ def effective_range(t: Type) -> tuple[Number, Number]:
 # Parsing
 # ---------------------------------------------------------------------------------------------
 
-_PROPERTY_KEYS = (
+PROPERTY_KEYS = (
     "name",
     "prefilled",
     "type",
@@ -254,7 +254,7 @@ _PROPERTY_FLAGS = {
     "readOptional": "read_optional",
     "nullable": "nullable",
 }
-_TYPE_KEYS = frozenset(
+TYPE_KEYS = frozenset(
     {
         "kind",
         "maxLength",
@@ -284,7 +284,7 @@ def parse_type(data: Any, path: JsonPath = ()) -> Type:
     if not isinstance(data, Mapping):
         raise SchemaError("type must be a JSON object", path)
     for key in data:
-        if key not in _TYPE_KEYS:
+        if key not in TYPE_KEYS:
             hint = ' (maybe "elementType"?)' if key == "elements" else ""
             raise SchemaError(f'unknown key "{key}"{hint}', (*path, str(key)))
     if "kind" not in data:
@@ -560,7 +560,7 @@ def parse_property(data: Any, path: JsonPath) -> Property:
     if not isinstance(data, Mapping):
         raise SchemaError("property must be a JSON object", path)
     for key in data:
-        if key not in _PROPERTY_KEYS:
+        if key not in PROPERTY_KEYS:
             raise SchemaError(f"unknown property '{key}'", (*path, str(key)))
     if "name" not in data:
         raise SchemaError("missing property name", path)
