@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,34 @@ def validate(spec: Any, context: PipelineContext | None = None) -> Pipeline:
     return validate_pipeline(
         "marketing", "export-customers", spec, SEED_ID, context or marketing_context()
     )
+
+
+#: A location in a spec: member names and list indexes.
+Location = tuple[str | int, ...]
+#: A change made to a spec in place.
+Edit = Callable[[dict[str, Any]], None]
+
+
+def _parent(spec: dict[str, Any], path: Location) -> Any:
+    target: Any = spec
+    for step in path[:-1]:
+        target = target[step]
+    return target
+
+
+def put(path: Location, value: Any) -> Edit:
+    """An edit setting the member at ``path`` of a spec."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        _parent(spec, path)[path[-1]] = value
+
+    return edit
+
+
+def drop(path: Location) -> Edit:
+    """An edit removing the member at ``path`` of a spec."""
+
+    def edit(spec: dict[str, Any]) -> None:
+        del _parent(spec, path)[path[-1]]
+
+    return edit

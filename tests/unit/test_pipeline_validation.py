@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,45 +11,11 @@ import pytest
 from sluice.model.errors import ApiError
 from sluice.model.pipeline import PipelineContext, pipeline_to_api
 from sluice.model.types import parse_property
-from tests.support import SEED_ID, marketing_context, seed_spec, validate
-
-Spec = dict[str, Any]
-Edit = Callable[[Spec], None]
-
-
-def put(path: str, value: Any) -> Edit:
-    """An edit setting a dotted path of the spec (``properties[0]`` indexes a list)."""
-
-    def edit(spec: Spec) -> None:
-        *parents, last = _steps(path)
-        target: Any = spec
-        for step in parents:
-            target = target[step]
-        target[last] = value
-
-    return edit
-
-
-def drop(path: str) -> Edit:
-    def edit(spec: Spec) -> None:
-        *parents, last = _steps(path)
-        target: Any = spec
-        for step in parents:
-            target = target[step]
-        del target[last]
-
-    return edit
-
-
-def _steps(path: str) -> list[str | int]:
-    steps: list[str | int] = []
-    for part in path.split("/"):
-        steps.append(int(part) if part.isdigit() else part)
-    return steps
+from tests.support import SEED_ID, Edit, drop, marketing_context, put, seed_spec, validate
 
 
 def both(*edits: Edit) -> Edit:
-    def edit(spec: Spec) -> None:
+    def edit(spec: dict[str, Any]) -> None:
         for one in edits:
             one(spec)
 
@@ -79,7 +44,7 @@ FUNCTION = {
 
 def with_function(**changes: Any) -> Edit:
     function = {**FUNCTION, **changes}
-    return put("transformation", {"function": function})
+    return put(("transformation",), {"function": function})
 
 
 def error_of(edit: Edit, context: PipelineContext | None = None) -> ApiError:
@@ -92,124 +57,124 @@ def error_of(edit: Edit, context: PipelineContext | None = None) -> ApiError:
 
 BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     # Decoding: shape and types
-    ("unknown field", put("colour", "blue"), 'unknown field "colour" in spec'),
-    ("wrong type", put("enabled", "yes"), "spec.enabled must be a boolean"),
-    ("target missing", drop("target"), "target is required"),
-    ("target unknown", put("target", "Account"), 'target must be "Event", "User", or "Group"'),
+    ("unknown field", put(("colour",), "blue"), 'unknown field "colour" in spec'),
+    ("wrong type", put(("enabled",), "yes"), "spec.enabled must be a boolean"),
+    ("target missing", drop(("target",)), "target is required"),
+    ("target unknown", put(("target",), "Account"), 'target must be "Event", "User", or "Group"'),
     (
         "target not for apps",
-        put("target", "Event"),
+        put(("target",), "Event"),
         "pipeline with target 'Event' not allowed for destination Application connections",
     ),
-    ("connection missing", drop("connection"), "connection is required"),
-    ("connection zero", put("connection", 0), 'connection identifier "0" is not valid'),
+    ("connection missing", drop(("connection",)), "connection is required"),
+    ("connection zero", put(("connection",), 0), 'connection identifier "0" is not valid'),
     (
         "schema parse error",
-        put("inSchema/properties/0/type", {"kind": "string", "maxLenght": 3}),
+        put(("inSchema", "properties", 0, "type"), {"kind": "string", "maxLenght": 3}),
         'spec.inSchema.properties[0].type.maxLenght: unknown key "maxLenght"',
     ),
     # 1. name
-    ("name empty", put("name", ""), "name is empty"),
-    ("name missing", drop("name"), "name is empty"),
-    ("name too long", put("name", "x" * 61), "name is longer than 60 runes"),
-    ("name NUL", put("name", "a\x00b"), "name contains the NUL byte"),
+    ("name empty", put(("name",), ""), "name is empty"),
+    ("name missing", drop(("name",)), "name is empty"),
+    ("name too long", put(("name",), "x" * 61), "name is longer than 60 runes"),
+    ("name NUL", put(("name",), "a\x00b"), "name contains the NUL byte"),
     # 2. schema kinds
     (
         "input schema kind",
-        put("inSchema", {"kind": "string"}),
+        put(("inSchema",), {"kind": "string"}),
         "input schema, if provided, must be an object",
     ),
     (
         "output schema kind",
-        put("outSchema", {"kind": "json"}),
+        put(("outSchema",), {"kind": "json"}),
         "out schema, if provided, must be an object",
     ),
     # 3. filter
-    ("filter needs input schema", drop("inSchema"), "input schema is required by the filter"),
+    ("filter needs input schema", drop(("inSchema",)), "input schema is required by the filter"),
     (
         "filter operator",
-        put("filter/conditions/0/operator", "equals"),
+        put(("filter", "conditions", 0, "operator"), "equals"),
         'filter is not valid: operator "equals" is not valid',
     ),
     (
         "filter value count",
-        put("filter/conditions/0/values", ["US", "CA"]),
+        put(("filter", "conditions", 0, "values"), ["US", "CA"]),
         'filter is not valid: only one value can be used with the operator "is"',
     ),
     # 4. transformation
     (
         "mapping and function",
-        put("transformation/function", FUNCTION),
+        put(("transformation", "function"), FUNCTION),
         "pipeline cannot have both transformation mapping and function",
     ),
     (
         "neither mapping nor function",
-        put("transformation", {}),
+        put(("transformation",), {}),
         "pipeline cannot have a transformation without mapping and function.",
     ),
     (
         "explicit nulls",
-        put("transformation", {"mapping": None, "function": None}),
+        put(("transformation",), {"mapping": None, "function": None}),
         "pipeline cannot have a transformation without mapping and function.",
     ),
     (
         "empty mapping",
-        put("transformation/mapping", {}),
+        put(("transformation", "mapping"), {}),
         "transformation mapping must have mapped properties",
     ),
     (
         "mapping needs input schema",
-        both(drop("filter"), drop("inSchema")),
+        both(drop(("filter",)), drop(("inSchema",))),
         "input schema is required by the mapping",
     ),
     (
         "mapping needs output schema",
-        drop("outSchema"),
+        drop(("outSchema",)),
         "output schema is required by the mapping",
     ),
     (
         "mapping key missing",
-        put("transformation/mapping/contact.phone", "first_name"),
+        put(("transformation", "mapping", "contact.phone"), "first_name"),
         'invalid mapping: property path "contact.phone" does not exist',
     ),
     (
         "mapping key invalid",
-        put("transformation/mapping/contact..phone", "first_name"),
+        put(("transformation", "mapping", "contact..phone"), "first_name"),
         'invalid mapping: property path "contact..phone" is not valid',
     ),
     (
         "mapping keys share a prefix",
-        put("transformation/mapping/contact", "address"),
+        put(("transformation", "mapping", "contact"), "address"),
         'invalid mapping: paths "contact" and "contact.firstname" have the same prefix',
     ),
     (
         "mapping expression property",
-        put("transformation/mapping/contact.firstname", "nickname"),
+        put(("transformation", "mapping", "contact.firstname"), "nickname"),
         'invalid mapping: property "nickname" does not exist',
     ),
     (
         "mapping expression nested property",
-        put("transformation/mapping/contact.firstname", "address.street"),
+        put(("transformation", "mapping", "contact.firstname"), "address.street"),
         'invalid mapping: invalid address.street: property "street" does not exist',
     ),
     (
         "mapping expression through a scalar",
-        put("transformation/mapping/contact.firstname", "email.domain"),
+        put(("transformation", "mapping", "contact.firstname"), "email.domain"),
         "invalid mapping: invalid email.domain: email (type string) cannot have properties or keys",
     ),
     (
         "mapping expression not convertible",
-        put("transformation/mapping/contact.firstname", "address"),
+        put(("transformation", "mapping", "contact.firstname"), "address"),
         "invalid mapping: cannot convert address (type object) to string",
     ),
     (
         "function needs input schema",
-        both(drop("filter"), drop("inSchema"), with_function()),
+        both(drop(("filter",)), drop(("inSchema",)), with_function()),
         "input schema is required by the transformation function",
     ),
     (
         "function needs output schema",
-        both(drop("outSchema"), with_function()),
+        both(drop(("outSchema",)), with_function()),
         "output schema is required by the transformation function",
     ),
     ("source empty", with_function(source=""), "source of transformation function is empty"),
@@ -271,64 +236,67 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
         'output property "contact.phone" of transformation function does not exist in schema',
     ),
     # 5. export mode
-    ("export mode", put("exportMode", "Upsert"), 'export mode "Upsert" is not valid'),
+    ("export mode", put(("exportMode",), "Upsert"), 'export mode "Upsert" is not valid'),
     # 6. matching
     (
         "matching in empty",
-        put("matching/in", ""),
+        put(("matching", "in"), ""),
         "input matching property cannot be empty if output matching property is not empty",
     ),
     (
         "matching out empty",
-        put("matching/out", ""),
+        put(("matching", "out"), ""),
         "output matching property cannot be empty if input matching property is not empty",
     ),
     (
         "matching without export mode",
-        put("exportMode", ""),
+        put(("exportMode",), ""),
         "export mode cannot be empty if there are matching properties",
     ),
     (
         "matching in invalid",
-        put("matching/in", "e-mail"),
+        put(("matching", "in"), "e-mail"),
         'input matching property "e-mail" is not a valid property path',
     ),
     (
         "matching in missing",
-        put("matching/in", "phone"),
+        put(("matching", "in"), "phone"),
         'input matching property "phone" not found within the input schema',
     ),
     (
         "matching in kind",
-        put("matching/in", "address"),
+        put(("matching", "in"), "address"),
         "type object cannot be used as matching property",
     ),
     (
         "matching out invalid",
-        put("matching/out", "contact.e mail"),
+        put(("matching", "out"), "contact.e mail"),
         'output matching property "contact.e mail" is not a valid property name',
     ),
     (
         "matching out missing",
-        put("matching/out", "contact.phone"),
+        put(("matching", "out"), "contact.phone"),
         'output matching property "contact.phone" not found within the output schema',
     ),
     (
         "matching out kind",
-        put("outSchema/properties/0/type/properties/0/type", {"kind": "float", "bitSize": 64}),
+        put(
+            ("outSchema", "properties", 0, "type", "properties", 0, "type"),
+            {"kind": "float", "bitSize": 64},
+        ),
         "type float(64) cannot be used as matching property",
     ),
     (
         "matching int to uuid",
         both(
-            put("inSchema/properties/2/type", {"kind": "int", "bitSize": 64}),
-            put("outSchema/properties/0/type/properties/0/type", {"kind": "uuid"}),
+            put(("inSchema", "properties", 2, "type"), {"kind": "int", "bitSize": 64}),
+            put(("outSchema", "properties", 0, "type", "properties", 0, "type"), {"kind": "uuid"}),
         ),
         "input matching property cannot be converted to the output matching property",
     ),
     (
         "mapping over matching",
-        put("transformation/mapping/contact.email", "email"),
+        put(("transformation", "mapping", "contact.email"), "email"),
         "mapping cannot map over the output matching property",
     ),
     (
@@ -374,12 +342,12 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     ),
     (
         "input not read-optional",
-        put("inSchema/properties/3/type/properties/0/readOptional", False),
+        put(("inSchema", "properties", 3, "type", "properties", 0, "readOptional"), False),
         'input pipeline schema property "address.country" must have ReadOptional set to true',
     ),
     (
         "input nullable",
-        put("inSchema/properties/0/nullable", True),
+        put(("inSchema", "properties", 0, "nullable"), True),
         'input pipeline schema property "first_name" cannot have Nullable set to true',
     ),
     (
@@ -391,28 +359,28 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     # 8. output schema contents
     (
         "output prefilled",
-        put("outSchema/properties/0/type/properties/1/prefilled", "Bob"),
+        put(("outSchema", "properties", 0, "type", "properties", 1, "prefilled"), "Bob"),
         'output pipeline schema property "contact.firstname" has a prefilled value, but pipeline '
         "schema properties cannot have prefilled values",
     ),
     (
         "output read-optional",
-        put("outSchema/properties/0/type/properties/1/readOptional", True),
+        put(("outSchema", "properties", 0, "type", "properties", 1, "readOptional"), True),
         'output pipeline schema property "contact.firstname" cannot have ReadOptional set to true',
     ),
     # 9-11. mandatory options
     (
         "export mode missing",
-        both(drop("exportMode"), drop("matching")),
+        both(drop(("exportMode",)), drop(("matching",))),
         "export mode cannot be empty",
     ),
-    ("matching missing", drop("matching"), "matching properties must be provided"),
+    ("matching missing", drop(("matching",)), "matching properties must be provided"),
     (
         "matching both empty",
-        put("matching", {"in": "", "out": ""}),
+        put(("matching",), {"in": "", "out": ""}),
         "matching properties must be provided",
     ),
-    ("transformation missing", drop("transformation"), "pipeline must have a transformation"),
+    ("transformation missing", drop(("transformation",)), "pipeline must have a transformation"),
     # 13. every property used
     (
         "unused input",
@@ -427,12 +395,12 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     # Schedule
     (
         "schedule period",
-        put("schedulePeriod", "2m"),
+        put(("schedulePeriod",), "2m"),
         'schedule period can be "5m", "15m", "30m", "1h", "2h", "3h", "6h", "8h", "12h", or "24h"',
     ),
     (
         "schedule start",
-        put("scheduleStart", 1440),
+        put(("scheduleStart",), 1440),
         "schedule start must be in the range [0, 1439]",
     ),
 ]
@@ -490,9 +458,11 @@ def test_the_seed_payload_is_valid_and_served_as_the_api_returns_it() -> None:
 
 
 def test_the_first_failing_rule_wins() -> None:
-    error = error_of(both(put("name", ""), put("exportMode", "Upsert"), drop("transformation")))
+    error = error_of(
+        both(put(("name",), ""), put(("exportMode",), "Upsert"), drop(("transformation",)))
+    )
     assert error.message == "name is empty"
-    error = error_of(both(put("exportMode", "Upsert"), add_in(string_property("phone"))))
+    error = error_of(both(put(("exportMode",), "Upsert"), add_in(string_property("phone"))))
     assert error.message == 'export mode "Upsert" is not valid'
 
 
@@ -503,9 +473,9 @@ def test_a_name_is_measured_in_characters_not_bytes() -> None:
 
 
 def test_errors_point_at_the_member_they_are_about() -> None:
-    error = error_of(put("filter/conditions/0/operator", "equals"))
+    error = error_of(put(("filter", "conditions", 0, "operator"), "equals"))
     assert error.location == ("spec", "filter", "conditions", 0, "operator")
-    error = error_of(put("transformation/mapping/contact.phone", "first_name"))
+    error = error_of(put(("transformation", "mapping", "contact.phone"), "first_name"))
     assert error.location == ("spec", "transformation", "mapping", "contact.phone")
     error = error_of(with_function(inPaths=["first_name", "nickname"]))
     assert error.location == ("spec", "transformation", "function", "inPaths", 1)
@@ -518,7 +488,7 @@ def test_a_connection_is_found_by_id_or_by_name() -> None:
 
 
 def test_an_unknown_connection_is_unprocessable() -> None:
-    error = error_of(put("connection", 42))
+    error = error_of(put(("connection",), 42))
     assert (error.status, error.code, error.message) == (
         422,
         "ConnectionNotExist",
@@ -547,13 +517,13 @@ def test_a_language_without_a_runtime_is_unsupported() -> None:
 
 
 def test_the_input_schema_must_be_part_of_the_profile_schema() -> None:
-    error = error_of(put("inSchema/properties/0/type/maxLength", 50))
+    error = error_of(put(("inSchema", "properties", 0, "type", "maxLength"), 50))
     assert (error.status, error.code) == (422, "SchemaNotAligned")
     assert error.message.startswith('in the input schema, "first_name" property')
     error = error_of(
         both(
             add_in(string_property("nickname")),
-            put("transformation/mapping/contact.firstname", "nickname"),
+            put(("transformation", "mapping", "contact.firstname"), "nickname"),
             lambda spec: spec["inSchema"]["properties"].pop(0),  # first_name is unused now
         )
     )

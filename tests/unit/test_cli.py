@@ -1,0 +1,166 @@
+"""`sluice validate` and `sluice show`, as a GitOps repository's CI would run them."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sluice.cli import main
+from tests.support import EXAMPLES, ROOT
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out)
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A copy of the examples, as a user's GitOps repository."""
+    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    return tmp_path / "manifests"
+
+
+def edit_yaml(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(path: Path, fragment: str) -> int:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if fragment in line:
+            return number
+    raise AssertionError(fragment)
+
+
+def test_the_examples_are_valid() -> None:
+    assert run("validate", str(EXAMPLES)) == (0, "")
+
+
+def test_a_problem_is_reported_at_the_line_of_its_member(repo: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    edit_yaml(pipeline, "operator: is\n", "operator: equals\n")
+    code, out = run("validate", str(repo))
+    assert code == 1
+    assert out == (
+        f"{pipeline}:{line_of(pipeline, 'operator: equals')}: "
+        "ExportPipeline/marketing/export-customers: "
+        'filter is not valid: operator "equals" is not valid\n'
+    )
+
+
+def test_unknown_fields_are_located(repo: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    edit_yaml(pipeline, "  exportMode: CreateOnly\n", "  exportMode: CreateOnly\n  exportmode: x\n")
+    code, out = run("validate", str(pipeline), str(repo / "workspace.yaml"))
+    assert code == 1
+    assert f"{pipeline}:{line_of(pipeline, 'exportmode: x')}:" in out
+    assert 'unknown field "exportmode" in spec' in out
+
+
+def test_json_output_for_machines(repo: Path) -> None:
+    edit_yaml(repo / "hubspot-connection.yaml", "connector: hubspot", "connector: hubspott")
+    code, out = run("validate", "--output", "json", str(repo))
+    report = json.loads(out)
+    assert code == 1 and report["valid"] is False and report["checked"] == 4
+    by_subject = {p["subject"]: p for p in report["problems"]}
+    connection = by_subject["Connection/marketing/hubspot"]
+    assert (connection["status"], connection["code"], connection["field"]) == (
+        422,
+        "ConnectorNotExist",
+        "spec.connector",
+    )
+    assert connection["message"].startswith("connector does not exist")
+    # Both pipelines use that connection, and say so.
+    assert {p["subject"] for p in report["problems"]} == {
+        "Connection/marketing/hubspot",
+        "ExportPipeline/marketing/export-customers",
+        "ExportPipeline/marketing/sync-european-customers",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("apiVersion: sluice.dev/v1\nkind: [unclosed\n", "malformed YAML"),
+        ("apiVersion: sluice.dev/v2\nkind: Workspace\n", 'unknown version "sluice.dev/v2"'),
+        ("apiVersion: sluice.dev/v1\nkind: Pipeline\n", 'unknown kind "Pipeline"'),
+        ("- just\n- a list\n", "a manifest must be an object with apiVersion and kind"),
+        (
+            "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata:\n  name: Bad_Name\nspec: {}\n",
+            "metadata.name must be a lowercase DNS subdomain name",
+        ),
+        (
+            "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata:\n  name: a\n  name: b\n",
+            'duplicate key "name"',
+        ),
+        (
+            "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata: {name: a}\nspec: {id: 1}\n",
+            "spec.connector is required",
+        ),
+        (
+            "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata: {name: a}\nspec: []\n",
+            "spec must be an object",
+        ),
+    ],
+)
+def test_bad_documents_get_a_clear_located_message(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    code, out = run("validate", str(path))
+    assert code == 1
+    assert out.startswith(f"{path}:")
+    assert message in out
+    assert "Traceback" not in out
+
+
+def test_documents_of_other_groups_are_passed_over(tmp_path: Path) -> None:
+    (tmp_path / "other.yaml").write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: marketing}\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {weird: true}\n"
+    )
+    assert run("validate", str(tmp_path)) == (0, "")
+
+
+def test_a_resource_declared_twice_is_reported(repo: Path) -> None:
+    shutil.copy(repo / "hubspot-connection.yaml", repo / "copy.yaml")
+    code, out = run("validate", str(repo))
+    assert code == 1
+    assert "Connection/marketing/hubspot: declared twice: first in" in out
+
+
+def test_show_prints_the_api_body_of_a_pipeline() -> None:
+    code, out = run("show", "-f", str(EXAMPLES), "export-customers")
+    assert code == 0
+    body = json.loads(out)
+    seed = yaml.safe_load((EXAMPLES / "seed-pipeline.yaml").read_text())["spec"]
+    assert body["name"] == seed["name"] and body["connection"] == seed["connection"]
+    assert body["filter"] == seed["filter"]
+    assert (body["scheduleStart"], body["schedulePeriod"]) == (15, "1h")
+
+
+def test_show_refuses_an_invalid_pipeline(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    edit_yaml(repo / "seed-pipeline.yaml", "exportMode: CreateOnly", "exportMode: Sometimes")
+    code, out = run("show", "-f", str(repo), "export-customers")
+    assert (code, out) == (1, "")
+    assert 'export mode "Sometimes" is not valid' in capsys.readouterr().err
+
+
+def test_the_console_script_exits_non_zero_on_problems(repo: Path) -> None:
+    edit_yaml(repo / "seed-pipeline.yaml", "name: Export customers", 'name: ""')
+    sluice = Path(sys.executable).parent / "sluice"
+    result = subprocess.run(
+        [str(sluice), "validate", str(repo)], capture_output=True, text=True, check=False, cwd=ROOT
+    )
+    assert result.returncode == 1
+    assert "name is empty" in result.stdout
+    assert "1 problem(s)" in result.stderr
