@@ -13,10 +13,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/sluice validate examples/
+	@echo "$$ sluice validate examples/"
+	@$(BIN)/sluice validate examples/
 	@echo
-	@echo "GET /v1/pipelines/{id} for the seed pipeline (examples/seed-pipeline.yaml):"
-	$(BIN)/sluice show -f examples/ export-customers
+	@echo "$$ sluice show -f examples/ export-customers   # GET /v1/pipelines/{id} of the seed pipeline"
+	@$(BIN)/sluice show -f examples/ export-customers
 
 test: lint typecheck unit
 
