@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sluice.model.errors import ApiError
-from sluice.model.pipeline import PipelineContext, pipeline_to_api
+from sluice.model.pipeline import FOREIGN_MEMBERS, PipelineContext, pipeline_to_api
 from sluice.model.types import parse_property
 from tests.support import SEED_ID, Edit, drop, marketing_context, put, seed_spec, validate
 
@@ -78,6 +78,8 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     ("name missing", drop(("name",)), "name is empty"),
     ("name too long", put(("name",), "x" * 61), "name is longer than 60 runes"),
     ("name NUL", put(("name",), "a\x00b"), "name contains the NUL byte"),
+    # A lone surrogate, as JSON's "\ud800" decodes.
+    ("name not UTF-8", put(("name",), "a\ud800"), "name contains invalid UTF-8 encoded characters"),
     # 2. schema kinds
     (
         "input schema kind",
@@ -412,6 +414,21 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
 def test_bad_request(edit: Edit, message: str) -> None:
     error = error_of(edit)
     assert (error.status, error.code, error.message) == (400, "BadRequest", message)
+
+
+@pytest.mark.parametrize(("member", "message"), sorted(FOREIGN_MEMBERS.items()))
+def test_members_of_other_pipeline_kinds_get_the_api_message(member: str, message: str) -> None:
+    error = error_of(
+        put((member,), {"purposes": ["profile"]} if member == "requiredConsents" else "x")
+    )
+    assert (error.message, error.location) == (message, ("spec", member))
+
+
+@pytest.mark.parametrize("empty", [None, False, "", [], {}])
+def test_members_of_other_pipeline_kinds_may_be_left_empty(empty: Any) -> None:
+    spec = seed_spec()
+    spec.update(incremental=empty, query=empty, requiredConsents={"purposes": []})
+    assert validate(spec).name == "Export customers"
 
 
 def test_the_seed_payload_is_valid_and_served_as_the_api_returns_it() -> None:

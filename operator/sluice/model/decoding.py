@@ -23,7 +23,6 @@ _EXPECTED = {
     "model_attributes_type": "an object",
     "list_type": "an array",
 }
-# Union members appear in pydantic's locations (``connection.int``); they mean nothing to users.
 _UNION_TAGS = frozenset({"int", "str", "bool", "list[str]", "dict[str,any]"})
 
 
@@ -38,27 +37,30 @@ def decode_spec(model: type[S], data: Any, location: Location = ("spec",)) -> S:
 
 
 def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
-    # A union reports one error per member; the member that matched the value's JSON type
-    # (a wrong string for ``int | str``) is more useful than "must be an integer".
-    error = errors[0]
-    location = (*base, *(p for p in error["loc"] if p not in _UNION_TAGS))
+    first = errors[0]
+    location = _location(first, base)
     where = format_location(location)
-    kind = error["type"]
+    kind = first["type"]
     if kind == "missing":
         return bad_request(f"{where} is required", location)
     if kind == "extra_forbidden":
-        return bad_request(
-            f'unknown field "{location[-1]}" in {format_location(location[:-1])}', location
-        )
-    if (
-        kind in _EXPECTED
-        and len({e["type"] for e in errors if e["loc"][:1] == error["loc"][:1]}) > 1
-    ):
-        return bad_request(f"{where} has a wrong type", location)
+        parent = format_location(location[:-1])
+        return bad_request(f'unknown field "{location[-1]}" in {parent}', location)
     if kind in _EXPECTED:
-        return bad_request(f"{where} must be {_EXPECTED[kind]}", location)
-    message = error["msg"]
+        # A union (``int | str``) reports one type error per member, at the same location.
+        expected = [
+            _EXPECTED[e["type"]]
+            for e in errors
+            if e["type"] in _EXPECTED and _location(e, base) == location
+        ]
+        return bad_request(f"{where} must be {' or '.join(dict.fromkeys(expected))}", location)
+    message = first["msg"]
     return bad_request(f"{where}: {message[0].lower()}{message[1:]}", location)
+
+
+def _location(error: ErrorDetails, base: Location) -> Location:
+    # Union members appear in pydantic's locations (``connection.int``): users never wrote them.
+    return (*base, *(part for part in error["loc"] if part not in _UNION_TAGS))
 
 
 def decode_schema(data: Any, location: Location) -> Type:

@@ -106,10 +106,33 @@ class PipelineContext:
     languages: Collection[str] = field(default_factory=lambda: frozenset(FUNCTION_LANGUAGES))
 
 
+# Members of the API's payload that only other kinds of pipeline use, with the API's message
+# for an application export that sets one. Left empty (null, false, "", [], {}) the API accepts
+# them, and so does Sluice.
+FOREIGN_MEMBERS = {
+    "eventType": "pipelines with target 'User' on destination application connections cannot "
+    "specify an event type",
+    "format": "pipelines on Application connections cannot have a format",
+    "requiredConsents": "required consents are not allowed",
+    "incremental": "incremental cannot be true for destination pipelines",
+    "compression": "application pipelines cannot have compression",
+    "formatSettings": "application pipelines cannot have destination format settings",
+    "query": "Application pipelines cannot have a query",
+    "path": "Application pipelines cannot have a path",
+    "sheet": "Application pipelines cannot have a sheet",
+    "userIDColumn": "pipeline cannot specify a user ID column",
+    "updatedAtColumn": "pipeline cannot specify an update time column",
+    "updatedAtFormat": "pipeline cannot specify an update time format",
+    "orderBy": "pipelines that do not export users to files cannot specify a order by property",
+    "tableName": "table name is not allowed",
+    "tableKey": "table key is not allowed",
+}
+
+
 def validate_pipeline(
     namespace: str, name: str, data: Any, pipeline_id: int, context: PipelineContext
 ) -> Pipeline:
-    spec = decode_spec(ExportPipelineSpec, data)
+    spec = decode_spec(ExportPipelineSpec, _without_foreign_members(data))
     in_schema = decode_schema(spec.in_schema, ("spec", "inSchema")) if spec.in_schema else None
     out_schema = decode_schema(spec.out_schema, ("spec", "outSchema")) if spec.out_schema else None
     _check_target(spec)
@@ -144,6 +167,20 @@ def validate_pipeline(
         schedule_period=period,
         schedule_start=start,
     )
+
+
+def _without_foreign_members(data: Any) -> Any:
+    if not isinstance(data, dict) or not data.keys() & FOREIGN_MEMBERS.keys():
+        return data
+    for key, message in FOREIGN_MEMBERS.items():
+        value = data.get(key)
+        if value and not (key == "requiredConsents" and _no_purposes(value)):
+            raise bad_request(message, ("spec", key))
+    return {key: value for key, value in data.items() if key not in FOREIGN_MEMBERS}
+
+
+def _no_purposes(consents: Any) -> bool:
+    return isinstance(consents, dict) and not consents.get("purposes")
 
 
 def pipeline_to_api(pipeline: Pipeline, running: bool = False) -> dict[str, Any]:
