@@ -59,6 +59,16 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     # Decoding: shape and types
     ("unknown field", put(("colour",), "blue"), 'unknown field "colour" in spec'),
     ("wrong type", put(("enabled",), "yes"), "spec.enabled must be a boolean"),
+    (
+        "unquoted YAML number",
+        put(("filter", "conditions", 0, "values"), [3]),
+        'spec.filter.conditions[0].values[0] must be a string: write "3" (quoted) instead of 3',
+    ),
+    (
+        "unquoted YAML boolean",
+        put(("name",), True),
+        'spec.name must be a string: write "true" (quoted) instead of true',
+    ),
     ("target missing", drop(("target",)), "target is required"),
     ("target unknown", put(("target",), "Account"), 'target must be "Event", "User", or "Group"'),
     (

@@ -14,6 +14,7 @@ from datetime import date
 
 from sluice.filters.operators import OPERATORS, Family, count_error, family_of
 from sluice.filters.values import InvalidValueError, normalize_value
+from sluice.model.errors import LocatedError
 from sluice.model.types import Kind, Property, Type, is_valid_property_path
 
 __all__ = [
@@ -32,17 +33,16 @@ _FILTER_MEMBERS = ("logical", "conditions")
 _CONDITION_MEMBERS = ("property", "operator", "values")
 
 
-class FilterError(ValueError):
+class FilterError(LocatedError):
     """An invalid filter: ``reason`` follows ``filter is not valid: ``; ``path`` locates it.
 
     ``path`` is dotted, from the filter's root: ``logical``, ``conditions[2].values[0]``; it is
     empty when the filter as a whole is wrong.
     """
 
-    def __init__(self, reason: str, path: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path = path
+    @property
+    def reason(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sluice.model.errors import LocatedError
 from sluice.model.types import Kind, Property, Type, effective_range, format_number
 
 CREATE_MODES = frozenset({"CreateOnly", "CreateOrUpdate"})
@@ -30,16 +31,8 @@ _FLAG_PHRASES = {
 }
 
 
-class AlignmentError(ValueError):
+class AlignmentError(LocatedError):
     """The first way a schema is not usable against another; ``path`` is the property's path."""
-
-    def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def check_alignment(

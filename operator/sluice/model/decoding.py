@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import date
 from typing import Any, TypeVar
 
 import pydantic
@@ -53,9 +55,19 @@ def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
             for e in errors
             if e["type"] in _EXPECTED and _location(e, base) == location
         ]
-        return bad_request(f"{where} must be {' or '.join(dict.fromkeys(expected))}", location)
+        message = f"{where} must be {' or '.join(dict.fromkeys(expected))}"
+        return bad_request(message + _quoting_hint(first), location)
     message = first["msg"]
     return bad_request(f"{where}: {message[0].lower()}{message[1:]}", location)
+
+
+def _quoting_hint(error: ErrorDetails) -> str:
+    """YAML reads unquoted ``3``, ``true`` or ``2024-01-02`` as numbers, booleans and dates."""
+    value = error.get("input")
+    if error["type"] != "string_type" or not isinstance(value, int | float | date):
+        return ""
+    literal = json.dumps(value) if isinstance(value, int | float) else value.isoformat()
+    return f': write "{literal}" (quoted) instead of {literal}'
 
 
 def _location(error: ErrorDetails, base: Location) -> Location:

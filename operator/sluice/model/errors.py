@@ -32,6 +32,18 @@ def parse_location(text: str) -> Location:
     return tuple(location)
 
 
+class LocatedError(ValueError):
+    """A message and where it applies inside the value being checked (a dotted path)."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True)
 class ApiError(Exception):
     """A rejected request or resource, shaped like the API's error body.

@@ -57,6 +57,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
 from typing import Generic, TypeVar
 
+from sluice.model.errors import LocatedError
 from sluice.model.types import (
     MAX_PRECISION,
     Kind,
@@ -81,16 +82,8 @@ _MAX_LISTED_VALUES = 10
 _NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-class InvalidValue(ValueError):  # noqa: N818 - the API's name for it
+class InvalidValue(LocatedError):  # noqa: N818 - the API's name for it
     """A value that does not conform to its type; ``path`` locates it inside the decoded value."""
-
-    def __init__(self, message: str, path: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.path = path
-
-    def __str__(self) -> str:
-        return self.message
 
 
 # ---------------------------------------------------------------------------------------------
