@@ -83,6 +83,7 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
         put(("inSchema", "properties", 0, "type"), {"kind": "string", "maxLenght": 3}),
         'spec.inSchema.properties[0].type.maxLenght: unknown key "maxLenght"',
     ),
+    ("empty schema", put(("outSchema",), {}), "spec.outSchema: missing 'kind' key"),
     # 1. name
     ("name empty", put(("name",), ""), "name is empty"),
     ("name missing", drop(("name",)), "name is empty"),

@@ -7,12 +7,17 @@ property paths; the full expression language (literals, templates, functions) pl
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sluice.mapping.conversions import convertible
-from sluice.model.types import Kind, Type, is_valid_property_path, property_by_path
+from sluice.model.types import (
+    Kind,
+    Type,
+    first_nested_pair,
+    is_valid_property_path,
+    property_by_path,
+)
 
 
 class MappingError(ValueError):
@@ -43,9 +48,10 @@ def compile_mapping(
             property_by_path(out_schema, key)
         except KeyError as err:
             raise MappingError(err.args[0], key) from None
-    for shorter, longer in itertools.pairwise(keys):
-        if longer.startswith(shorter + "."):
-            raise MappingError(f'paths "{shorter}" and "{longer}" have the same prefix', longer)
+    nested = first_nested_pair(keys)
+    if nested:
+        shorter, longer = nested
+        raise MappingError(f'paths "{shorter}" and "{longer}" have the same prefix', longer)
     input_paths: set[str] = set()
     for key in keys:
         target = property_by_path(out_schema, key).type

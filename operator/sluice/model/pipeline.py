@@ -37,6 +37,7 @@ from sluice.model.types import (
     CONTAINER_KINDS,
     Kind,
     Type,
+    first_nested_pair,
     is_meta_property,
     is_valid_property_path,
     property_by_path,
@@ -133,13 +134,14 @@ def validate_pipeline(
     namespace: str, name: str, data: Any, pipeline_id: int, context: PipelineContext
 ) -> Pipeline:
     spec = decode_spec(ExportPipelineSpec, _without_foreign_members(data))
-    in_schema = decode_schema(spec.in_schema, ("spec", "inSchema")) if spec.in_schema else None
-    out_schema = decode_schema(spec.out_schema, ("spec", "outSchema")) if spec.out_schema else None
+    in_schema = _optional_schema(spec.in_schema, "inSchema")
+    out_schema = _optional_schema(spec.out_schema, "outSchema")
     _check_target(spec)
     _check_workspace(context)
     connection = _resolve_connection(spec.connection, context.connections)
     checker = _BodyChecker(spec, in_schema, out_schema, context.languages)
     checker.run()
+    # The body checks passed, so the transformation has made sure both schemas are present.
     assert in_schema is not None and out_schema is not None
     assert context.workspace is not None
     _check_profile_alignment(in_schema, context.workspace.profile_schema)
@@ -167,6 +169,11 @@ def validate_pipeline(
         schedule_period=period,
         schedule_start=start,
     )
+
+
+def _optional_schema(data: Any, member: str) -> Type | None:
+    """A schema member; null means "no schema", as in the API."""
+    return None if data is None else decode_schema(data, ("spec", member))
 
 
 def _without_foreign_members(data: Any) -> Any:
@@ -603,14 +610,13 @@ def _check_function_paths(
                 (*where, index),
             )
     ordered = sorted(paths)
-    for shorter in ordered:
-        for longer in ordered:
-            if longer.startswith(shorter + "."):
-                raise bad_request(
-                    f'transformation function {which} paths cannot contain both "{shorter}" and '
-                    f'its sub-property path "{longer}"',
-                    where,
-                )
+    nested = first_nested_pair(ordered)
+    if nested:
+        raise bad_request(
+            f'transformation function {which} paths cannot contain both "{nested[0]}" and its '
+            f'sub-property path "{nested[1]}"',
+            where,
+        )
     for index, path in enumerate(paths):
         try:
             property_by_path(schema, path)

@@ -7,9 +7,10 @@ fixed point. Parse errors carry the API's message and the path of the offending 
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -137,6 +138,18 @@ def is_valid_property_name(name: str) -> bool:
 
 def is_valid_property_path(path: str) -> bool:
     return path != "" and all(is_valid_property_name(part) for part in path.split("."))
+
+
+def first_nested_pair(paths: Iterable[str]) -> tuple[str, str] | None:
+    """The first two paths where one is an ancestor of the other (``a`` and ``a.b``), if any.
+
+    In sorted order a path's descendants follow it directly: no path character sorts below
+    ".", so nothing can sit between ``a`` and ``a.b`` but other descendants of ``a``.
+    """
+    for shorter, longer in itertools.pairwise(sorted(paths)):
+        if longer.startswith(shorter + "."):
+            return shorter, longer
+    return None
 
 
 def is_meta_property(name: str) -> bool:
