@@ -1,5 +1,6 @@
-"""Pipeline filters: validation against the input schema (and, later, compilation to SQL)."""
+"""Pipeline filters: validation against the input schema, in-memory evaluation (and, later, SQL)."""
 
+from sluice.filters.evaluate import Predicate, compile_predicate
 from sluice.filters.model import (
     OPERATORS,
     Condition,
@@ -15,6 +16,8 @@ __all__ = [
     "Condition",
     "Filter",
     "FilterError",
+    "Predicate",
+    "compile_predicate",
     "filter_to_json",
     "parse_filter",
     "used_paths",
