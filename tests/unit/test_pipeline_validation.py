@@ -394,6 +394,23 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
         "matching properties must be provided",
     ),
     ("transformation missing", drop(("transformation",)), "pipeline must have a transformation"),
+    # 12. not constant-only
+    (
+        "constant-only mapping",
+        both(
+            put(("transformation", "mapping"), {"contact.firstname": '"Ada"'}),
+            drop(("filter",)),
+            put(("inSchema", "properties"), [string_property("email")]),
+            put(
+                ("outSchema", "properties", 0, "type", "properties"),
+                [
+                    {"name": "email", "type": {"kind": "string"}, "nullable": True},
+                    {"name": "firstname", "type": {"kind": "string"}, "nullable": True},
+                ],
+            ),
+        ),
+        "transformation must map at least one property",
+    ),
     # 13. every property used
     (
         "unused input",
@@ -492,6 +509,23 @@ def test_the_first_failing_rule_wins() -> None:
     assert error.message == "name is empty"
     error = error_of(both(put(("exportMode",), "Upsert"), add_in(string_property("phone"))))
     assert error.message == 'export mode "Upsert" is not valid'
+
+
+def test_a_mapping_may_mix_constants_and_expressions() -> None:
+    spec = seed_spec()
+    spec["transformation"]["mapping"]["contact.firstname"] = '"Friend"'
+    spec["transformation"]["mapping"]["contact.lastname"] = 'upper(last_name) " " first_name'
+    assert validate(spec).mapping == {
+        "contact.firstname": '"Friend"',
+        "contact.lastname": 'upper(last_name) " " first_name',
+    }
+
+
+def test_a_mapping_syntax_error_says_where() -> None:
+    error = error_of(put(("transformation", "mapping", "contact.firstname"), "lower(first_name"))
+    assert error.message == "invalid mapping: arguments are not terminated"
+    assert error.location == ("spec", "transformation", "mapping", "contact.firstname")
+    assert error.cause is not None and error.cause.startswith("at character ")
 
 
 def test_a_name_is_measured_in_characters_not_bytes() -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sluice.filters.model import Filter, FilterError, filter_to_json, parse_filter, used_paths
-from sluice.mapping.compiler import MappingError, compile_mapping
+from sluice.mapping import MappingError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
 from sluice.model.connection import Connection
 from sluice.model.decoding import decode_schema, decode_spec
@@ -357,6 +357,7 @@ class _BodyChecker:
         self.languages = languages
         self.filter: Filter | None = None
         self.mapping: dict[str, str] | None = None
+        self.mapping_inputs: tuple[str, ...] = ()
         self.function: Function | None = None
         self.used_in: set[str] = set()
         self.used_out: set[str] = set()
@@ -371,6 +372,7 @@ class _BodyChecker:
         self._check_input_schema()
         self._check_output_schema()
         self._check_required_options()
+        self._check_not_constant_only()
         self._check_unused()
 
     def _check_schema_kinds(self) -> None:
@@ -425,8 +427,12 @@ class _BodyChecker:
             compiled = compile_mapping(mapping, self.in_schema, self.out_schema)
         except MappingError as err:
             location = (*where, err.key) if err.key is not None else where
-            raise bad_request(f"invalid mapping: {err.message}", location) from None
+            error = bad_request(f"invalid mapping: {err.message}", location)
+            if err.position is not None:
+                error = replace(error, cause=f"at character {err.position + 1} of the expression")
+            raise error from None
         self.mapping = {key: mapping[key] for key in compiled.output_paths}
+        self.mapping_inputs = compiled.input_paths
         self.used_in.update(compiled.input_paths)
         self.used_out.update(compiled.output_paths)
 
@@ -576,6 +582,14 @@ class _BodyChecker:
             raise bad_request("matching properties must be provided", ("spec", "matching"))
         if self.spec.transformation is None:
             raise bad_request("pipeline must have a transformation", ("spec", "transformation"))
+
+    def _check_not_constant_only(self) -> None:
+        # Each expression may be a constant, but a mapping that reads no profile property at all
+        # would send every user the same record.
+        if self.mapping is not None and not self.mapping_inputs:
+            raise bad_request(
+                "transformation must map at least one property", ("spec", "transformation")
+            )
 
     def _check_unused(self) -> None:
         assert self.in_schema is not None and self.out_schema is not None
