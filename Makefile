@@ -16,6 +16,9 @@ demo: $(STAMP)
 	@echo "$$ sluice validate examples/"
 	@$(BIN)/sluice validate examples/
 	@echo
+	@echo "$$ sluice preview -f examples/seed-pipeline.yaml --workspace examples/ --profiles examples/profiles.jsonl"
+	@$(BIN)/sluice preview -f examples/seed-pipeline.yaml --workspace examples/ --profiles examples/profiles.jsonl
+	@echo
 	@echo "$$ sluice show -f examples/ export-customers   # GET /v1/pipelines/{id} of the seed pipeline"
 	@$(BIN)/sluice show -f examples/ export-customers
 
@@ -32,7 +35,9 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_validate.py
+	@status=0; for bench in benchmarks/bench_*.py; do \
+		echo "== $$bench"; $(BIN)/python $$bench || status=1; \
+	done; exit $$status
 
 crds: $(STAMP)
 	$(BIN)/sluice crds --output crds/

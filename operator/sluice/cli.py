@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -12,14 +13,21 @@ from typing import TextIO
 from sluice.apps.catalog import CONNECTORS
 from sluice.crds import render_crds
 from sluice.manifests import Manifests, Problem, SluiceObject, read_manifests
+from sluice.mapping import Purpose
 from sluice.model.errors import format_location
 from sluice.model.pipeline import Pipeline, pipeline_to_api
 from sluice.model.resources import Outcome, validate_resources
+from sluice.model.workspace import Workspace
+from sluice.preview import PreviewError, json_default, preview
 
 
 def check_manifests(paths: Sequence[str]) -> tuple[Manifests, list[Outcome], list[Problem]]:
     """Read and validate manifests; the problems come sorted by file and line."""
     manifests = read_manifests(paths)
+    return (manifests, *validate_manifests(manifests))
+
+
+def validate_manifests(manifests: Manifests) -> tuple[list[Outcome], list[Problem]]:
     outcomes = validate_resources(
         manifests.resources, connectors=CONNECTORS, secrets=manifests.secrets
     )
@@ -28,7 +36,7 @@ def check_manifests(paths: Sequence[str]) -> tuple[Manifests, list[Outcome], lis
         if outcome.error is not None:
             problems.append(_problem(obj, outcome))
     problems.sort(key=lambda p: (p.file, p.line))
-    return manifests, outcomes, problems
+    return outcomes, problems
 
 
 def _problem(obj: SluiceObject, outcome: Outcome) -> Problem:
@@ -66,29 +74,77 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if problems else 0
 
 
-def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
-    """Print a pipeline as ``GET /v1/pipelines/{id}`` returns it."""
-    manifests, outcomes, _ = check_manifests(args.file)
+def select_pipeline(
+    manifests: Manifests, outcomes: list[Outcome], name: str | None, namespace: str | None
+) -> Pipeline | None:
+    """The one valid ExportPipeline named so (any, if the manifests hold one); else say why."""
     matches = [
         (obj, outcome)
         for obj, outcome in zip(manifests.objects, outcomes, strict=True)
         if obj.resource.kind == "ExportPipeline"
-        and obj.resource.name == args.name
-        and args.namespace in (None, obj.resource.namespace)
+        and name in (None, obj.resource.name)
+        and namespace in (None, obj.resource.namespace)
     ]
     if len(matches) != 1:
         what = "no" if not matches else "more than one"
+        named = f" named {name!r}" if name else ""
         print(
-            f"error: {what} ExportPipeline named {args.name!r} (use --namespace)", file=sys.stderr
+            f"error: {what} ExportPipeline{named} (name one, or use --namespace)", file=sys.stderr
         )
-        return 1
+        return None
     obj, outcome = matches[0]
     if not isinstance(outcome.value, Pipeline):
         print(_problem(obj, outcome).text(), file=sys.stderr)
+        return None
+    return outcome.value
+
+
+def cmd_show(args: argparse.Namespace, out: TextIO) -> int:
+    """Print a pipeline as ``GET /v1/pipelines/{id}`` returns it."""
+    manifests, outcomes, _ = check_manifests(args.file)
+    pipeline = select_pipeline(manifests, outcomes, args.name, args.namespace)
+    if pipeline is None:
         return 1
-    json.dump(pipeline_to_api(outcome.value), out, indent=2, ensure_ascii=False)
+    json.dump(pipeline_to_api(pipeline), out, indent=2, ensure_ascii=False)
     out.write("\n")
     return 0
+
+
+def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
+    """Print, for each sample profile, the record the pipeline would send or why it would not."""
+    manifests = read_manifests([args.file])
+    if args.workspace:
+        # The workspace path lends its Workspace, Connections and Secrets; nothing else.
+        context = read_manifests([args.workspace])
+        manifests.objects += [o for o in context.objects if o.resource.kind != "ExportPipeline"]
+        manifests.problems += context.problems
+        manifests.secrets.update(context.secrets)
+    outcomes, _ = validate_manifests(manifests)
+    pipeline = select_pipeline(manifests, outcomes, args.pipeline, None)
+    if pipeline is None:
+        return 1
+    workspace = next(
+        o.value
+        for o in outcomes
+        if isinstance(o.value, Workspace) and o.value.namespace == pipeline.namespace
+    )
+    try:
+        with _open_text(args.profiles) as lines:
+            for outcome in preview(
+                pipeline, workspace.profile_schema, lines, Purpose(args.purpose)
+            ):
+                out.write(json.dumps(outcome.to_json(), ensure_ascii=False, default=json_default))
+                out.write("\n")
+    except (OSError, PreviewError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _open_text(path: str) -> contextlib.AbstractContextManager[TextIO]:
+    if path == "-":
+        return contextlib.nullcontext(sys.stdin)
+    return open(path, encoding="utf-8")
 
 
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
@@ -126,10 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print an ExportPipeline of the given manifests as the read-only API "
         "returns it.",
     )
-    show.add_argument("name", help="metadata.name of the ExportPipeline")
+    show.add_argument("name", nargs="?", help="metadata.name of the ExportPipeline")
     show.add_argument("-f", "--file", action="append", required=True, metavar="PATH")
     show.add_argument("-n", "--namespace")
     show.set_defaults(run=cmd_show)
+
+    preview_command = commands.add_parser(
+        "preview",
+        help="show what a pipeline would send for sample profiles",
+        description="Apply a pipeline's filter and mapping to sample profiles (JSON lines shaped "
+        "like the profile schema) and print, for each, the record an export would send or the "
+        "step and message of its error.",
+    )
+    preview_command.add_argument("-f", "--file", required=True, metavar="PATH")
+    preview_command.add_argument(
+        "--workspace",
+        metavar="PATH",
+        help="file or folder of manifests with the Workspace and the Connection",
+    )
+    preview_command.add_argument(
+        "--profiles", required=True, metavar="FILE", help="JSON lines; - reads standard input"
+    )
+    preview_command.add_argument("--purpose", choices=("create", "update"), default="create")
+    preview_command.add_argument("--pipeline", metavar="NAME", help="when FILE holds several")
+    preview_command.set_defaults(run=cmd_preview)
 
     crds = commands.add_parser("crds", help="print or write the CustomResourceDefinitions")
     crds.add_argument("--output", "-o", metavar="DIR", help="write one file per CRD into DIR")

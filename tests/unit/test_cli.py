@@ -71,7 +71,7 @@ def test_json_output_for_machines(repo: Path) -> None:
     edit_yaml(repo / "hubspot-connection.yaml", "connector: hubspot", "connector: hubspott")
     code, out = run("validate", "--output", "json", str(repo))
     report = json.loads(out)
-    assert code == 1 and report["valid"] is False and report["checked"] == 4
+    assert code == 1 and report["valid"] is False and report["checked"] == 5
     by_subject = {p["subject"]: p for p in report["problems"]}
     connection = by_subject["Connection/marketing/hubspot"]
     assert (connection["status"], connection["code"], connection["field"]) == (
@@ -85,6 +85,7 @@ def test_json_output_for_machines(repo: Path) -> None:
         "Connection/marketing/hubspot",
         "ExportPipeline/marketing/export-customers",
         "ExportPipeline/marketing/sync-european-customers",
+        "ExportPipeline/marketing/export-loyal-customers",
     }
 
 

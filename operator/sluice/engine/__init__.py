@@ -1,0 +1,1 @@
+"""One export run: read, filter, match, transform, diff, write, summarize."""

@@ -1,0 +1,145 @@
+"""What a pipeline would send for sample profiles: the filter and the transformation, in memory.
+
+This is reverse ETL's "test a row": users check a mapping on a few profiles before any export
+runs. The same filter semantics and the same compiled mapping serve exports, so what the preview
+shows is what an export would send.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+from sluice.engine.matching import MatchingValueError, matching_value
+from sluice.filters.evaluate import compile_predicate
+from sluice.mapping import Purpose, RecordError, TimeLayouts, compile_mapping
+from sluice.model.pipeline import Pipeline
+from sluice.model.types import Type, json_number, property_by_path
+from sluice.model.values import decode_record
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    """The outcome for one profile: a record, or the step that stopped it and why."""
+
+    line: int
+    record: dict[str, Any] | None = None
+    step: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.record is not None:
+            return {"line": self.line, "record": self.record}
+        out: dict[str, Any] = {"line": self.line, "step": self.step}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class PreviewError(ValueError):
+    """A pipeline that cannot be previewed."""
+
+
+def preview(
+    pipeline: Pipeline,
+    profile_schema: Type,
+    lines: Iterable[str],
+    purpose: Purpose,
+    time_layouts: TimeLayouts | None = None,
+) -> Iterator[PreviewLine]:
+    """One outcome per non-blank line of JSON profiles."""
+    if pipeline.mapping is None:
+        raise PreviewError(
+            "only mapping transformations can be previewed: function runners are not in this "
+            "version of Sluice"
+        )
+    mapping = compile_mapping(
+        pipeline.mapping,
+        pipeline.in_schema,
+        pipeline.out_schema,
+        time_layouts=time_layouts or TimeLayouts(),
+    )
+    keep = compile_predicate(pipeline.filter, pipeline.in_schema) if pipeline.filter else None
+    matching = _Matching(pipeline, purpose)
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            profile = decode_record(profile_schema, _json_object(text))
+        except ValueError as err:
+            yield PreviewLine(number, step="InputValidation", error=str(err))
+            continue
+        if keep is not None and not keep(profile):
+            yield PreviewLine(number, step="Filter", error="the profile does not match the filter")
+            continue
+        try:
+            value = matching.value_of(profile)
+            record = mapping.transform(profile, purpose)
+        except MatchingValueError as err:
+            yield PreviewLine(number, step="InputValidation", error=str(err))
+            continue
+        except RecordError as err:
+            yield PreviewLine(number, step=err.step, error=err.message)
+            continue
+        if value is not None:
+            matching.write(record, value)
+        yield PreviewLine(number, record=record)
+
+
+class _Matching:
+    """The matching value: every exported profile needs one, and the application receives it
+    on creation (and on update, when the application requires it for updates)."""
+
+    def __init__(self, pipeline: Pipeline, purpose: Purpose) -> None:
+        self.in_path, self.out_path = pipeline.matching_in, pipeline.matching_out
+        self.in_type = property_by_path(pipeline.in_schema, self.in_path).type
+        out_property = property_by_path(pipeline.out_schema, self.out_path)
+        self.out_type = out_property.type
+        self.sent = purpose is Purpose.CREATE or out_property.update_required
+
+    def value_of(self, profile: dict[str, Any]) -> Any:
+        """The converted matching value if the application receives it, else None."""
+        value = _lookup(profile, self.in_path)
+        if value is None:
+            raise MatchingValueError(f'the matching property "{self.in_path}" has no value')
+        if not self.sent:
+            return None
+        return matching_value(self.in_path, self.in_type, self.out_path, self.out_type, value)
+
+    def write(self, record: dict[str, Any], value: Any) -> None:
+        *parents, leaf = self.out_path.split(".")
+        for name in parents:
+            record = record.setdefault(name, {})
+        record[leaf] = value
+
+
+def _lookup(profile: dict[str, Any], path: str) -> Any:
+    value: Any = profile
+    for name in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(name)
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(value, dict):
+        raise ValueError("a profile must be a JSON object")
+    return value
+
+
+def json_default(value: object) -> Any:
+    """JSON for the Python values records hold besides JSON's own."""
+    if isinstance(value, Decimal):
+        return json_number(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)  # uuid, ip addresses
