@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,19 @@ EXAMPLES = ROOT / "examples"
 SEED_ID = 705981339
 
 
+@functools.cache
+def _example_specs() -> dict[tuple[str, str], Any]:
+    return {
+        (o.resource.kind, o.resource.name): o.resource.spec
+        for o in read_manifests([EXAMPLES]).objects
+    }
+
+
 def example_spec(kind: str, name: str) -> dict[str, Any]:
-    """A deep copy of the spec of an example resource."""
-    for obj in read_manifests([EXAMPLES]).objects:
-        if (obj.resource.kind, obj.resource.name) == (kind, name):
-            assert isinstance(obj.resource.spec, dict)
-            return copy.deepcopy(obj.resource.spec)
-    raise LookupError(f"no example {kind}/{name}")
+    """A deep copy (tests change it) of the spec of an example resource."""
+    spec = _example_specs()[kind, name]
+    assert isinstance(spec, dict)
+    return copy.deepcopy(spec)
 
 
 def seed_spec() -> dict[str, Any]:
