@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sluice.mapping import MappingError, Purpose, RecordError, TimeLayouts, compile_mapping
-from sluice.mapping.conversions import convertible
+from sluice.mapping.convertible import convertible
 from sluice.model.types import parse_type
 
 ABSENT = object()

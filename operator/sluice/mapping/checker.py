@@ -23,8 +23,8 @@ from sluice.mapping.common_types import (
     MAP_OF_JSON,
     STRING,
 )
-from sluice.mapping.conversions import convertible
 from sluice.mapping.convert import Conversion, converter
+from sluice.mapping.convertible import convertible
 from sluice.mapping.errors import ConversionFailure, MappingError, conversion_message, literal_text
 from sluice.mapping.functions import FUNCTIONS, arity_message
 from sluice.mapping.parser import parse

@@ -5,7 +5,7 @@ values pass unchanged). The function is called with non-nil values only; it retu
 converted value, or nil where the null rules turn a value into nil, and raises
 :class:`~sluice.mapping.errors.ConversionFailure` when the value does not fit.
 
-Which pairs convert at all is the matrix of :mod:`sluice.mapping.conversions`; for the others
+Which pairs convert at all is the matrix of :mod:`sluice.mapping.convertible`; for the others
 the function refuses every value (literals are converted with these functions at compile time,
 without consulting the matrix first, so that the message names the literal).
 """
@@ -13,12 +13,11 @@ without consulting the matrix first, so that the message names the literal).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
+from sluice.mapping.adapters import Adapter, Conversion, from_text, refuse, then
 from sluice.mapping.common_types import BOOLEAN, DATETIME, FLOAT64, JSON, STRING, TIME
-from sluice.mapping.conversion import Adapter, Conversion, from_text, refuse, then
 from sluice.mapping.dates import parse_date, parse_rfc3339
 from sluice.mapping.errors import ConversionFailure, Reason
 from sluice.mapping.layouts import temporal_formatter
@@ -33,7 +32,13 @@ from sluice.mapping.numbers import (
 from sluice.mapping.render import has_text, ip_text, renderer
 from sluice.mapping.runtime import ABSENT, JSON_NULL, Purpose
 from sluice.model.types import Kind, Type, is_valid_property_name
-from sluice.model.values import InvalidValue, decode_value
+from sluice.model.values import (
+    InvalidValue,
+    StringConstraint,
+    decode_value,
+    has_lone_surrogate,
+    string_violations,
+)
 
 __all__ = ["Adapter", "Conversion", "converter"]
 
@@ -69,28 +74,38 @@ def _to_string(source: Type, target: Type, conversion: Conversion) -> Adapter | 
     return then(renderer(source), _string_check(target, conversion))
 
 
+# The reason reported for the first broken constraint, in the order the API checks them.
+_STRING_REASONS = (
+    (StringConstraint.VALUES, Reason.ENUM),
+    (StringConstraint.PATTERN, Reason.PATTERN),
+    (StringConstraint.MAX_BYTES, Reason.MAX_BYTES),
+    (StringConstraint.MAX_LENGTH, Reason.MAX_LENGTH),
+)
+
+
 def _string_check(target: Type, conversion: Conversion) -> Adapter | None:
     """The destination's string constraints (length, UTF-8 bytes, values, pattern), or None."""
-    probes = _constraint_probes(target)
-    if not probes:
+    if not any((target.max_length, target.max_bytes, target.values, target.pattern)):
         return None
     # The null rule: "" becomes nil for an enumeration or a pattern that refuses it.
     empty_is_nil = (
         conversion.nil_allowed
         and (target.values is not None or target.pattern is not None)
-        and not _accepts(target, "")
+        and bool(string_violations(target, ""))
     )
 
     def check(text: str) -> object:
-        try:
-            return decode_value(target, text)  # the schema's own checks, exactly
-        except InvalidValue:
-            if empty_is_nil and text == "":
-                return None
-            reason = next((reason for reason, probe in probes if not _accepts(probe, text)), None)
-            raise ConversionFailure(reason or Reason.INVALID, target) from None
+        if has_lone_surrogate(text):
+            raise ConversionFailure(Reason.INVALID, target)
+        broken = string_violations(target, text)
+        if not broken:
+            return text
+        if empty_is_nil and text == "":
+            return None
+        reason = next(reason for constraint, reason in _STRING_REASONS if constraint in broken)
+        raise ConversionFailure(reason, target)
 
-    if target.max_length is not None and len(probes) == 1:
+    if target.max_length is not None and not (target.max_bytes or target.values or target.pattern):
         return _length_first(target.max_length, check)
     return check
 
@@ -105,28 +120,6 @@ def _length_first(limit: int, check: Adapter) -> Adapter:
         return check(text)
 
     return check_length
-
-
-def _constraint_probes(target: Type) -> list[tuple[Reason, Type]]:
-    """One string type per constraint of ``target``, in the order violations are reported."""
-    probes: list[tuple[Reason, Type]] = []
-    if target.values is not None:
-        probes.append((Reason.ENUM, replace(STRING, values=target.values)))
-    if target.pattern is not None:
-        probes.append((Reason.PATTERN, replace(STRING, pattern=target.pattern)))
-    if target.max_bytes is not None:
-        probes.append((Reason.MAX_BYTES, replace(STRING, max_bytes=target.max_bytes)))
-    if target.max_length is not None:
-        probes.append((Reason.MAX_LENGTH, replace(STRING, max_length=target.max_length)))
-    return probes
-
-
-def _accepts(target: Type, value: object) -> bool:
-    try:
-        decode_value(target, value)
-    except InvalidValue:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------

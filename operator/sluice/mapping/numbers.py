@@ -11,17 +11,15 @@ import math
 import re
 from decimal import ROUND_HALF_UP, Context, Decimal
 
-from sluice.mapping.conversion import Adapter, Conversion, from_text, refuse, then
+from sluice.mapping.adapters import Adapter, Conversion, from_text, refuse, then
 from sluice.mapping.errors import ConversionFailure, Reason
 from sluice.model.types import Kind, Number, Type, effective_range
-from sluice.model.values import InvalidValue, decode_value
+from sluice.model.values import DECIMAL_TEXT, INTEGER_TEXT, InvalidValue, decode_value
 
-_INTEGER_TEXT = re.compile(r"[+-]?([0-9]+)\Z")
 _FLOAT_TEXT = re.compile(
     r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity|nan)\Z",
     re.IGNORECASE,
 )
-_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
 # Wide enough to round any value that passed the magnitude check to any scale.
 _WIDE = Context(prec=200, rounding=ROUND_HALF_UP)
 _MAX_INTEGER_DIGITS = 20  # beyond 64 bits whatever the digits
@@ -92,10 +90,9 @@ def _integer_text(target: Type, check: Adapter) -> Adapter:
     low, high = _UINT64 if target.unsigned else _INT64
 
     def parse(text: str) -> object:
-        match = _INTEGER_TEXT.match(text)
-        if match is None:
+        if INTEGER_TEXT.fullmatch(text) is None:
             raise ConversionFailure(Reason.INVALID, target)
-        if len(match.group(1).lstrip("0")) > _MAX_INTEGER_DIGITS:
+        if len(text.lstrip("+-").lstrip("0")) > _MAX_INTEGER_DIGITS:
             raise ConversionFailure(Reason.RANGE, target)
         number = int(text)
         if not low <= number <= high:
@@ -236,7 +233,7 @@ def _decimal_fit(target: Type) -> Adapter:
 
 def _decimal_text(target: Type, fit: Adapter) -> Adapter:
     def parse(text: str) -> object:
-        if _DECIMAL_TEXT.match(text) is None:
+        if DECIMAL_TEXT.fullmatch(text) is None:
             raise ConversionFailure(Reason.INVALID, target)
         try:
             number = Decimal(text)

@@ -55,6 +55,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Context, Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 from sluice.model.errors import LocatedError
@@ -68,7 +69,17 @@ from sluice.model.types import (
     json_number,
 )
 
-__all__ = ["InvalidValue", "decode_record", "decode_value", "encode_value"]
+__all__ = [
+    "DECIMAL_TEXT",
+    "INTEGER_TEXT",
+    "InvalidValue",
+    "StringConstraint",
+    "decode_record",
+    "decode_value",
+    "encode_value",
+    "has_lone_surrogate",
+    "string_violations",
+]
 
 MIN_YEAR = 1
 MAX_YEAR = 9999
@@ -279,28 +290,64 @@ def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+class StringConstraint(StrEnum):
+    """A constraint of a string type, by its schema key."""
+
+    MAX_LENGTH = "maxLength"
+    MAX_BYTES = "maxBytes"
+    VALUES = "values"
+    PATTERN = "pattern"
+
+
+def string_violations(t: Type, text: str) -> list[StringConstraint]:
+    """The constraints of string type ``t`` that ``text`` breaks (empty when it conforms)."""
+    broken: list[StringConstraint] = []
+    if t.max_length is not None and len(text) > t.max_length:
+        broken.append(StringConstraint.MAX_LENGTH)
+    if t.max_bytes is not None and _utf8_size_exceeds(text, t.max_bytes):
+        broken.append(StringConstraint.MAX_BYTES)
+    if t.values is not None and text not in t.values:
+        broken.append(StringConstraint.VALUES)
+    if t.pattern is not None and _compiled(t.pattern).search(text) is None:
+        broken.append(StringConstraint.PATTERN)
+    return broken
+
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate, which no UTF-8 text decodes to."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _decode_string(t: Type, value: object, path: str) -> str:
     if not isinstance(value, str):
         raise _wrong_type(path, "a string", value)
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _invalid(path, "is not valid Unicode: it contains a lone surrogate") from None
-    if t.max_length is not None and len(value) > t.max_length:
-        limit = _plural(t.max_length, "character")
-        raise _invalid(path, f"is longer than {limit}: {_quote(value)}")
-    if t.max_bytes is not None and _utf8_size_exceeds(value, t.max_bytes):
-        raise _invalid(path, f"is longer than {_plural(t.max_bytes, 'byte')}: {_quote(value)}")
-    if t.values is not None and value not in t.values:
-        raise _invalid(path, f"has an invalid value: {_quote(value)}; {_valid_values(t.values)}")
-    if t.pattern is not None and _compiled(t.pattern).search(value) is None:
-        raise _invalid(
-            path,
-            f"has an invalid value: {_quote(value)}; "
-            f'it does not match the regular expression "{t.pattern}"',
-        )
-    return value
+    if has_lone_surrogate(value):
+        raise _invalid(path, "is not valid Unicode: it contains a lone surrogate")
+    broken = string_violations(t, value)
+    if not broken:
+        return value
+    match broken[0]:
+        case StringConstraint.MAX_LENGTH:
+            assert t.max_length is not None
+            problem = f"is longer than {_plural(t.max_length, 'character')}: {_quote(value)}"
+        case StringConstraint.MAX_BYTES:
+            assert t.max_bytes is not None
+            problem = f"is longer than {_plural(t.max_bytes, 'byte')}: {_quote(value)}"
+        case StringConstraint.VALUES:
+            assert t.values is not None
+            problem = f"has an invalid value: {_quote(value)}; {_valid_values(t.values)}"
+        case StringConstraint.PATTERN:
+            problem = (
+                f"has an invalid value: {_quote(value)}; "
+                f'it does not match the regular expression "{t.pattern}"'
+            )
+    raise _invalid(path, problem)
 
 
 def _utf8_size_exceeds(text: str, limit: int) -> bool:
@@ -329,7 +376,9 @@ def _integral(value: object) -> int | None:
     return None
 
 
-_DIGITS_RE = re.compile(r"[+-]?[0-9]+")
+#: Base-10 integer text: an optional sign and ASCII digits (``int()`` also takes "_" and other
+#: scripts' digits).
+INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 
 
 def _decode_int(t: Type, value: object, path: str) -> int:
@@ -346,7 +395,7 @@ def _decode_int(t: Type, value: object, path: str) -> int:
 
 def _parse_int64(t: Type, text: str, path: str) -> int:
     # fullmatch on ASCII digits: int() would also take "1_000", " 7 " and non-ASCII digits.
-    if _DIGITS_RE.fullmatch(text) is None:
+    if INTEGER_TEXT.fullmatch(text) is None:
         raise _invalid(path, f"is not a valid {t}: {_quote(text)}")
     if len(text.lstrip("+-").lstrip("0")) > 20:
         # Far beyond 64 bits; also keeps int() clear of its 4300-digit limit.
@@ -396,7 +445,8 @@ def _float_of(t: Type, value: object, path: str) -> float:
     raise _wrong_type(path, expected, value)
 
 
-_DECIMAL_TEXT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+#: Decimal number text, as JSON and the API write decimals (no NaN, no infinities).
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 # Wide enough for every decimal the type system allows, so quantize never rounds.
 _EXACT_CONTEXT = Context(prec=MAX_PRECISION + 1, traps=[InvalidOperation])
 
@@ -450,7 +500,7 @@ def _decimal_of(value: object, path: str) -> Decimal:
 
 
 def _parse_decimal_text(text: str, path: str) -> Decimal:
-    if _DECIMAL_TEXT_RE.fullmatch(text) is None:
+    if DECIMAL_TEXT.fullmatch(text) is None:
         raise _invalid(path, f"is not a valid decimal: {_quote(text)}")
     try:
         return Decimal(text)
