@@ -1,6 +1,6 @@
 """Filters of destination pipelines on users, checked against the pipeline's input schema.
 
-The expectations come from the API's behaviour (krenalis-semantics §3.1-3.3), written down here
+The expectations come from the API's behaviour (its filter documentation), written down here
 as data: the operator × kind matrix, the value counts, the value syntax and its canonical form.
 """
 
