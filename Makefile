@@ -32,6 +32,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy operator
 
 unit: $(STAMP)
+	@bash scripts/ensure-postgres.sh
 	$(BIN)/pytest
 
 bench: $(STAMP)
