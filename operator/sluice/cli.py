@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,10 @@ from sluice.model.pipeline import Pipeline, pipeline_to_api
 from sluice.model.resources import Outcome, validate_resources
 from sluice.model.workspace import Workspace
 from sluice.preview import PreviewError, json_default, preview
+from sluice.reconcile import apply
+from sluice.store import Store
+
+DEFAULT_STORE = "sqlite:///sluice.db"
 
 
 def check_manifests(paths: Sequence[str]) -> tuple[Manifests, list[Outcome], list[Problem]]:
@@ -147,6 +152,25 @@ def _open_text(path: str) -> contextlib.AbstractContextManager[TextIO]:
     return open(path, encoding="utf-8")
 
 
+def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
+    """Validate manifests against the store's state and save them, like ``kubectl apply``."""
+    manifests = read_manifests(args.file)
+    if manifests.problems:
+        # An unreadable file must not look like deleted objects: nothing is applied.
+        for problem in manifests.problems:
+            out.write(problem.text() + "\n")
+        print("nothing applied: fix the manifests first", file=sys.stderr)
+        return 1
+    store = Store(args.store)
+    try:
+        applied = apply(store, manifests, CONNECTORS, prune=args.prune)
+    finally:
+        store.close()
+    for item in applied:
+        out.write(item.line() + "\n")
+    return 1 if any(item.error for item in applied) else 0
+
+
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
     rendered = render_crds()
     if args.output is None:
@@ -206,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
     preview_command.add_argument("--purpose", choices=("create", "update"), default="create")
     preview_command.add_argument("--pipeline", metavar="NAME", help="when FILE holds several")
     preview_command.set_defaults(run=cmd_preview)
+
+    apply_command = commands.add_parser(
+        "apply",
+        help="validate manifests and save them into the store",
+        description="Validate manifests against the store's state and save them; an invalid new "
+        "version is recorded beside the last valid one, which stays in force. Exit 1 when any "
+        "object is invalid.",
+    )
+    apply_command.add_argument("-f", "--file", action="append", required=True, metavar="PATH")
+    apply_command.add_argument(
+        "--store",
+        default=os.environ.get("SLUICE_STORE", DEFAULT_STORE),
+        metavar="URL",
+        help=f"sqlite:///PATH or postgresql+psycopg://... (default: {DEFAULT_STORE})",
+    )
+    apply_command.add_argument(
+        "--prune", action="store_true", help="remove stored objects the manifests no longer hold"
+    )
+    apply_command.set_defaults(run=cmd_apply)
 
     crds = commands.add_parser("crds", help="print or write the CustomResourceDefinitions")
     crds.add_argument("--output", "-o", metavar="DIR", help="write one file per CRD into DIR")

@@ -302,3 +302,13 @@ def test_validated_pipelines_carry_the_assigned_id() -> None:
     outcome = validate_resources(namespace(), CONNECTORS)[-1]
     assert isinstance(outcome.value, Pipeline)
     assert outcome.value.id == outcome.pipeline_id == pipeline_id("marketing", "export-customers")
+
+
+def test_pipelines_keep_the_ids_they_already_have() -> None:
+    keys = [("ns", "a"), ("ns", "b")]
+    held = {("ns", "b"): 7}
+    ids = assign_pipeline_ids(iter(keys), existing=held)
+    assert ids == {("ns", "a"): pipeline_id("ns", "a", taken={7}), ("ns", "b"): 7}
+    # A new pipeline never takes an id held by another, even if it is its first candidate.
+    first = next(id_candidates("ns", "c"))
+    assert assign_pipeline_ids([("ns", "c")], existing={("ns", "x"): first})["ns", "c"] != first

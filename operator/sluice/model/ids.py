@@ -10,7 +10,7 @@ N²/2³² (2 in a million for 100 pipelines), so in practice the id is the first
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator, Mapping
 
 MAX_ID = 2**31 - 1
 MINUTES_PER_DAY = 1440
@@ -32,15 +32,26 @@ def pipeline_id(namespace: str, name: str, taken: Container[int] = ()) -> int:
     return next(c for c in id_candidates(namespace, name) if c not in taken)
 
 
-def assign_pipeline_ids(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+def workspace_id(namespace: str, taken: Container[int] = ()) -> int:
+    """A Workspace's id, derived like a pipeline's from its namespace alone (one Workspace per
+    namespace; no pipeline has an empty name, so the two never share a key)."""
+    return pipeline_id(namespace, "", taken)
+
+
+def assign_pipeline_ids(
+    keys: Iterable[tuple[str, str]], existing: Mapping[tuple[str, str], int] | None = None
+) -> dict[tuple[str, str], int]:
     """Ids for a whole set of (namespace, name) pipelines, in a stable order.
 
-    Pipelines are served in sorted order, so a collision is resolved the same way whatever
-    order the manifests were read in.
+    Pipelines that already have an id (``existing``, from the store) keep it; the others are
+    served in sorted order, so a collision is resolved the same way whatever order the
+    manifests were read in.
     """
-    taken: set[int] = set()
-    ids: dict[tuple[str, str], int] = {}
-    for namespace, name in sorted(set(keys)):
+    wanted = set(keys)
+    existing = existing or {}
+    ids = {key: existing[key] for key in wanted if key in existing}
+    taken = set(existing.values())
+    for namespace, name in sorted(wanted - ids.keys()):
         ids[namespace, name] = pipeline_id(namespace, name, taken)
         taken.add(ids[namespace, name])
     return ids

@@ -47,14 +47,18 @@ def validate_resources(
     connectors: Collection[str],
     languages: Collection[str] = FUNCTION_LANGUAGES,
     secrets: SecretKeys | None = None,
+    existing_ids: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Outcome]:
-    """One outcome per resource, in the order given."""
+    """One outcome per resource, in the order given.
+
+    ``existing_ids`` are the ids pipelines already have (in a store): they keep them.
+    """
     resources = list(resources)
     by_namespace: dict[str, list[Resource]] = defaultdict(list)
     for resource in resources:
         by_namespace[resource.namespace].append(resource)
     ids = assign_pipeline_ids(
-        (r.namespace, r.name) for r in resources if r.kind == "ExportPipeline"
+        ((r.namespace, r.name) for r in resources if r.kind == "ExportPipeline"), existing_ids
     )
     outcomes: dict[int, Outcome] = {}
     for namespace, members in by_namespace.items():

@@ -1,0 +1,373 @@
+"""The store: one code path for SQLite (the default) and PostgreSQL, through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+
+from sluice.model.connection import Connection
+from sluice.model.errors import ApiError
+from sluice.model.ids import workspace_id
+from sluice.model.pipeline import Pipeline, pipeline_to_api
+from sluice.model.resources import Outcome, Resource
+from sluice.model.workspace import Workspace
+from sluice.store.schema import connections, migrate, pipelines, runs, workspaces
+
+MAX_PAGE = 1000
+
+
+class Change(StrEnum):
+    """What saving a resource did, in ``kubectl apply``'s words."""
+
+    CREATED = "created"
+    CONFIGURED = "configured"
+    UNCHANGED = "unchanged"
+    INVALID = "invalid"
+    PRUNED = "pruned"
+
+
+@dataclass(frozen=True)
+class StoredResource:
+    """A resource as the store holds it: its last valid spec (None if it never had one)."""
+
+    resource: Resource
+    valid: bool
+    error: dict[str, Any] | None
+    id: int | None = None
+
+
+def error_record(error: ApiError) -> dict[str, Any]:
+    record: dict[str, Any] = {"status": error.status, **error.body()["error"]}
+    return record
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_safe(spec: object) -> Any:
+    """A manifest spec as JSON (YAML may hold dates and other non-JSON scalars)."""
+    return json.loads(json.dumps(spec, default=str))
+
+
+class Store:
+    """Stored state: resources (derived from manifests) and run history (kept only here)."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        with self.engine.begin() as connection:
+            migrate(connection)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    # -----------------------------------------------------------------------------------------
+    # Resources
+    # -----------------------------------------------------------------------------------------
+
+    def resources(self) -> list[StoredResource]:
+        """Every stored Workspace, Connection and ExportPipeline, valid or not."""
+        found: list[StoredResource] = []
+        with self.engine.connect() as connection:
+            for row in connection.execute(sa.select(workspaces)):
+                found.append(_stored("Workspace", row, row.id))
+            for row in connection.execute(sa.select(connections)):
+                found.append(_stored("Connection", row, row.id))
+            for row in connection.execute(sa.select(pipelines)):
+                found.append(_stored("ExportPipeline", row, row.id))
+        return found
+
+    def save(self, outcome: Outcome) -> Change:
+        """Record a validated resource: a valid version replaces the stored one; an invalid one
+        is recorded beside the last valid version, which stays in force."""
+        with self.transaction() as connection:
+            match outcome.resource.kind:
+                case "Workspace":
+                    change = self._save_workspace(connection, outcome)
+                case "Connection":
+                    change = self._save_connection(connection, outcome)
+                case _:
+                    change = self._save_pipeline(connection, outcome)
+        # A refused version is reported as such even when its error was already recorded.
+        return Change.INVALID if outcome.error is not None else change
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        table = {"Workspace": workspaces, "Connection": connections}.get(kind, pipelines)
+        condition = table.c.namespace == namespace
+        if kind != "Workspace":
+            condition &= table.c.name == name
+        with self.transaction() as connection:
+            connection.execute(table.delete().where(condition))
+
+    def _save_workspace(self, connection: sa.Connection, outcome: Outcome) -> Change:
+        resource = outcome.resource
+        row = connection.execute(
+            sa.select(workspaces).where(workspaces.c.namespace == resource.namespace)
+        ).first()
+        values: dict[str, Any] = {"name": resource.name, "updated_at": _now()}
+        if isinstance(outcome.value, Workspace):
+            values |= {
+                "spec": _json_safe(resource.spec),
+                "api_keys_secret": outcome.value.api_keys_secret,
+                "error": None,
+            }
+        else:
+            assert outcome.error is not None
+            values["error"] = error_record(outcome.error)
+        if row is None:
+            taken = connection.execute(sa.select(workspaces.c.id)).scalars().all()
+            values |= {
+                "namespace": resource.namespace,
+                "id": workspace_id(resource.namespace, set(taken)),
+            }
+            connection.execute(workspaces.insert().values(**values))
+            return Change.CREATED
+        return self._update(
+            connection, workspaces, workspaces.c.namespace == resource.namespace, row, values
+        )
+
+    def _save_connection(self, connection: sa.Connection, outcome: Outcome) -> Change:
+        resource = outcome.resource
+        where = (connections.c.namespace == resource.namespace) & (
+            connections.c.name == resource.name
+        )
+        row = connection.execute(sa.select(connections).where(where)).first()
+        values: dict[str, Any] = {"updated_at": _now()}
+        if isinstance(outcome.value, Connection):
+            values |= {
+                "spec": _json_safe(resource.spec),
+                "id": outcome.value.id,
+                "connector": outcome.value.connector,
+                "error": None,
+            }
+        else:
+            assert outcome.error is not None
+            values["error"] = error_record(outcome.error)
+        if row is None:
+            values |= {"namespace": resource.namespace, "name": resource.name}
+            connection.execute(connections.insert().values(**values))
+            return Change.CREATED
+        return self._update(connection, connections, where, row, values)
+
+    def _save_pipeline(self, connection: sa.Connection, outcome: Outcome) -> Change:
+        resource = outcome.resource
+        assert outcome.pipeline_id is not None
+        where = pipelines.c.id == outcome.pipeline_id
+        row = connection.execute(sa.select(pipelines).where(where)).first()
+        values: dict[str, Any] = {"updated_at": _now()}
+        if isinstance(outcome.value, Pipeline):
+            pipeline = outcome.value
+            body = pipeline_to_api(pipeline)
+            del body["running"]  # a run's state, read from the runs when served
+            values |= {
+                "spec": _json_safe(resource.spec),
+                "body": body,
+                "connection": pipeline.connection,
+                "enabled": pipeline.enabled,
+                "schedule_period": pipeline.schedule_period,
+                "schedule_start": pipeline.schedule_start,
+                "error": None,
+            }
+        else:
+            assert outcome.error is not None
+            values["error"] = error_record(outcome.error)
+        if row is None:
+            values |= {
+                "id": outcome.pipeline_id,
+                "namespace": resource.namespace,
+                "name": resource.name,
+                "generation": 1 if outcome.error is None else 0,
+                "enabled": values.get("enabled", False),
+            }
+            connection.execute(pipelines.insert().values(**values))
+            return Change.CREATED
+        if "spec" in values and values["spec"] != row.spec:
+            values["generation"] = row.generation + 1
+        return self._update(connection, pipelines, where, row, values)
+
+    @staticmethod
+    def _update(
+        connection: sa.Connection,
+        table: sa.Table,
+        where: sa.ColumnElement[bool],
+        row: sa.Row[Any],
+        values: dict[str, Any],
+    ) -> Change:
+        changed = {k: v for k, v in values.items() if k != "updated_at" and getattr(row, k) != v}
+        if not changed:
+            return Change.UNCHANGED
+        connection.execute(table.update().where(where).values(**values))
+        return Change.CONFIGURED
+
+    # -----------------------------------------------------------------------------------------
+    # Reads for the API
+    # -----------------------------------------------------------------------------------------
+
+    def pipeline_ids(self) -> dict[tuple[str, str], int]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(pipelines.c.namespace, pipelines.c.name, pipelines.c.id)
+            )
+            return {(row.namespace, row.name): row.id for row in rows}
+
+    def pipeline(self, pipeline_id: int) -> tuple[str, dict[str, Any]] | None:
+        """A valid pipeline's namespace and API body, ``running`` included."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(pipelines.c.namespace, pipelines.c.body, _running()).where(
+                    pipelines.c.id == pipeline_id, pipelines.c.body.is_not(None)
+                )
+            ).first()
+        if row is None:
+            return None
+        return row.namespace, _with_running(row.body, row.running)
+
+    def pipelines(
+        self,
+        namespace: str,
+        first: int = 0,
+        limit: int = 100,
+        connection_id: int | None = None,
+        enabled: bool | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of a namespace's valid pipelines, by id, and how many there are in all."""
+        condition = (pipelines.c.namespace == namespace) & pipelines.c.body.is_not(None)
+        if connection_id is not None:
+            condition &= pipelines.c.connection == connection_id
+        if enabled is not None:
+            condition &= pipelines.c.enabled == enabled
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(pipelines).where(condition)
+            ).scalar_one()
+            rows = connection.execute(
+                sa.select(pipelines.c.body, _running())
+                .where(condition)
+                .order_by(pipelines.c.id)
+                .offset(first)
+                .limit(min(limit, MAX_PAGE))
+            )
+            return [_with_running(row.body, row.running) for row in rows], total
+
+    # -----------------------------------------------------------------------------------------
+    # Runs
+    # -----------------------------------------------------------------------------------------
+
+    def start_run(self, pipeline_id: int, job_name: str | None, started_at: datetime) -> int:
+        with self.transaction() as connection:
+            result = connection.execute(
+                runs.insert().values(pipeline=pipeline_id, job_name=job_name, started_at=started_at)
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        ended_at: datetime,
+        outcome: str,
+        counts: dict[str, int],
+        error: str | None = None,
+        error_samples: list[dict[str, Any]] | None = None,
+    ) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    ended_at=ended_at,
+                    outcome=outcome,
+                    counts=counts,
+                    error=error,
+                    error_samples=error_samples or [],
+                )
+            )
+
+    def runs(
+        self, pipeline_id: int, first: int = 0, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of a pipeline's runs, newest first, and how many there are in all."""
+        condition = runs.c.pipeline == pipeline_id
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                sa.select(sa.func.count()).select_from(runs).where(condition)
+            ).scalar_one()
+            rows = connection.execute(
+                sa.select(runs)
+                .where(condition)
+                .order_by(runs.c.id.desc())
+                .offset(first)
+                .limit(min(limit, MAX_PAGE))
+            )
+            return [_run_body(row) for row in rows], total
+
+
+def _running() -> sa.Label[bool]:
+    live = sa.select(runs.c.id).where(runs.c.pipeline == pipelines.c.id, runs.c.ended_at.is_(None))
+    return sa.exists(live).label("running")
+
+
+def _with_running(body: dict[str, Any], running: bool) -> dict[str, Any]:
+    # `running` sits between outSchema and scheduleStart in the API's member order.
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "scheduleStart":
+            out["running"] = bool(running)
+        out[key] = value
+    return out
+
+
+def _run_body(row: sa.Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "pipeline": row.pipeline,
+        "jobName": row.job_name,
+        "startTime": _iso(row.started_at),
+        "endTime": _iso(row.ended_at),
+        "outcome": row.outcome,
+        "counts": row.counts or {},
+        "error": row.error,
+        "errorSamples": row.error_samples or [],
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite keeps no zone: every stored time is UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _stored(kind: str, row: sa.Row[Any], resource_id: int | None) -> StoredResource:
+    return StoredResource(
+        Resource(kind, row.namespace, row.name, row.spec),
+        valid=row.spec is not None,
+        error=row.error,
+        id=resource_id,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the API read while an apply or a run record writes; foreign keys are off by
+    # default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

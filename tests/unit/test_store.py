@@ -1,0 +1,245 @@
+"""The store and `sluice apply`, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sluice.apps.catalog import CONNECTORS
+from sluice.cli import main
+from sluice.manifests import read_manifests
+from sluice.model.ids import pipeline_id
+from sluice.reconcile import apply
+from sluice.store import Store
+from sluice.store.schema import LATEST_VERSION, schema_version
+from tests.support import EXAMPLES
+
+SEED_ID = pipeline_id("marketing", "export-customers")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    return tmp_path / "manifests"
+
+
+def applied(store: Store, *paths: Path, prune: bool = False) -> dict[str, str]:
+    """What applying the paths did, by kind/name."""
+    results = apply(store, read_manifests(paths), CONNECTORS, prune=prune)
+    return {f"{r.resource.kind}/{r.resource.name}": r.line().split(" ", 1)[1] for r in results}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_applying_creates_then_changes_nothing(store: Store, repo: Path) -> None:
+    assert set(applied(store, repo).values()) == {"created"}
+    assert set(applied(store, repo).values()) == {"unchanged"}
+
+
+def test_the_stored_pipeline_is_served_as_the_api_returns_it(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    found = store.pipeline(SEED_ID)
+    assert found is not None
+    namespace, body = found
+    assert namespace == "marketing"
+    assert list(body)[-3:] == ["running", "scheduleStart", "schedulePeriod"]
+    assert (body["id"], body["name"], body["running"]) == (SEED_ID, "Export customers", False)
+    assert body["transformation"] == {
+        "mapping": {"contact.firstname": "first_name", "contact.lastname": "last_name"},
+        "function": None,
+    }
+
+
+def test_an_invalid_edit_keeps_the_last_valid_version(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    edit(repo / "seed-pipeline.yaml", "exportMode: CreateOnly", "exportMode: Sometimes")
+    result = applied(store, repo)
+    assert (
+        result["ExportPipeline/export-customers"] == 'invalid: export mode "Sometimes" is not valid'
+    )
+    found = store.pipeline(SEED_ID)
+    assert found is not None and found[1]["exportMode"] == "CreateOnly"
+    held = {s.resource.name: s for s in store.resources()}["export-customers"]
+    assert held.valid and held.error is not None
+    assert held.error["message"] == 'export mode "Sometimes" is not valid'
+    # Fixed again: the error goes, the (unchanged) valid version stays.
+    edit(repo / "seed-pipeline.yaml", "exportMode: Sometimes", "exportMode: CreateOnly")
+    assert applied(store, repo)["ExportPipeline/export-customers"] == "configured"
+    held = {s.resource.name: s for s in store.resources()}["export-customers"]
+    assert held.error is None
+
+
+def test_a_valid_edit_replaces_the_version_and_bumps_the_generation(
+    store: Store, repo: Path
+) -> None:
+    applied(store, repo)
+    edit(repo / "seed-pipeline.yaml", "exportMode: CreateOnly", "exportMode: CreateOrUpdate")
+    assert applied(store, repo)["ExportPipeline/export-customers"] == "configured"
+    found = store.pipeline(SEED_ID)
+    assert found is not None and found[1]["exportMode"] == "CreateOrUpdate"
+    with store.engine.connect() as connection:
+        generation = connection.execute(
+            sa.text("SELECT generation FROM pipelines WHERE id = :id"), {"id": SEED_ID}
+        ).scalar()
+    assert generation == 2
+
+
+def test_a_pipeline_applied_alone_finds_its_workspace_in_the_store(
+    store: Store, repo: Path
+) -> None:
+    assert applied(store, repo / "workspace.yaml", repo / "hubspot-connection.yaml") == {
+        "Workspace/marketing": "created",
+        "Connection/hubspot": "created",
+    }
+    assert applied(store, repo / "seed-pipeline.yaml") == {
+        "ExportPipeline/export-customers": "created"
+    }
+
+
+def test_a_workspace_edit_revalidates_the_stored_pipelines(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    edit(repo / "workspace.yaml", "type: {kind: string, maxLength: 254}", "type: {kind: string}")
+    result = applied(store, repo / "workspace.yaml")
+    assert result["Workspace/marketing"] == "configured"
+    # Every pipeline uses email with maxLength 254: all are now refused, and say so.
+    for name in ("export-customers", "sync-european-customers", "export-loyal-customers"):
+        assert result[f"ExportPipeline/{name}"].startswith(
+            'invalid: in the input schema, "email" property has a maximum length of 254'
+        )
+    found = store.pipeline(SEED_ID)
+    assert found is not None  # the last valid version still stands
+
+
+def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    (repo / "python-function-pipeline.yaml").unlink()
+    (repo / "expressions-pipeline.yaml").unlink()
+    assert applied(store, repo, prune=True) == {
+        "Workspace/marketing": "unchanged",
+        "Connection/hubspot": "unchanged",
+        "ExportPipeline/export-customers": "unchanged",
+        "ExportPipeline/export-loyal-customers": "pruned",
+        "ExportPipeline/sync-european-customers": "pruned",
+    }
+    assert {s.resource.name for s in store.resources()} == {
+        "marketing",
+        "hubspot",
+        "export-customers",
+    }
+
+
+def test_listing_pages_and_filters(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    items, total = store.pipelines("marketing")
+    assert total == 3 and [i["id"] for i in items] == sorted(i["id"] for i in items)
+    page, total = store.pipelines("marketing", first=1, limit=1)
+    assert total == 3 and page == items[1:2]
+    enabled, total = store.pipelines("marketing", enabled=False)
+    assert total == 1 and enabled[0]["name"] == "Export loyal customers"
+    assert store.pipelines("marketing", connection_id=1) == ([], 0)
+    assert store.pipelines("sales") == ([], 0)
+
+
+def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    start = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    first = store.start_run(SEED_ID, "export-customers-1", start)
+    store.finish_run(
+        first,
+        ended_at=start + timedelta(minutes=1),
+        outcome="Succeeded",
+        counts={"read": 10, "created": 10},
+    )
+    second = store.start_run(SEED_ID, "export-customers-2", start + timedelta(hours=1))
+    found = store.pipeline(SEED_ID)
+    assert found is not None and found[1]["running"] is True
+    runs, total = store.runs(SEED_ID)
+    assert total == 2 and [r["id"] for r in runs] == [second, first]
+    assert runs[1] == {
+        "id": first,
+        "pipeline": SEED_ID,
+        "jobName": "export-customers-1",
+        "startTime": "2026-11-26T10:00:00Z",
+        "endTime": "2026-11-26T10:01:00Z",
+        "outcome": "Succeeded",
+        "counts": {"read": 10, "created": 10},
+        "error": None,
+        "errorSamples": [],
+    }
+    store.finish_run(second, ended_at=start + timedelta(hours=2), outcome="Failed", counts={})
+    found = store.pipeline(SEED_ID)
+    assert found is not None and found[1]["running"] is False
+
+
+def test_migrations_run_once_and_refuse_a_newer_store(store_url: str) -> None:
+    Store(store_url).close()
+    store = Store(store_url)  # a second start finds the tables in place
+    with store.engine.begin() as connection:
+        assert connection.execute(sa.select(schema_version.c.version)).scalar() == LATEST_VERSION
+        connection.execute(schema_version.update().values(version=LATEST_VERSION + 1))
+    store.close()
+    with pytest.raises(RuntimeError, match="newer than this Sluice"):
+        Store(store_url)
+
+
+def test_sluice_apply_prints_kubectl_lines_and_exits_1_on_invalid(
+    store_url: str, repo: Path
+) -> None:
+    out = io.StringIO()
+    assert main(["apply", "-f", str(repo / "workspace.yaml"), "--store", store_url], out) == 0
+    assert out.getvalue() == "workspace.sluice.dev/marketing/marketing created\n"
+    edit(repo / "seed-pipeline.yaml", "name: Export customers", 'name: ""')
+    out = io.StringIO()
+    code = main(
+        [
+            "apply",
+            "-f",
+            str(repo / "seed-pipeline.yaml"),
+            "-f",
+            str(repo / "hubspot-connection.yaml"),
+            "--store",
+            store_url,
+        ],
+        out,
+    )
+    assert code == 1
+    # In the order the files were given, as kubectl does.
+    assert out.getvalue().splitlines() == [
+        "exportpipeline.sluice.dev/marketing/export-customers invalid: name is empty",
+        "connection.sluice.dev/marketing/hubspot created",
+    ]
+
+
+def test_unreadable_manifests_apply_nothing(store_url: str, repo: Path) -> None:
+    (repo / "broken.yaml").write_text("apiVersion: sluice.dev/v1\nkind: [\n")
+    out = io.StringIO()
+    assert main(["apply", "-f", str(repo), "--store", store_url, "--prune"], out) == 1
+    assert "malformed YAML" in out.getvalue()
+    store = Store(store_url)
+    assert store.resources() == []
+    store.close()
