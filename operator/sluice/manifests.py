@@ -6,6 +6,7 @@ so each parsed document keeps the line of each of its members.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,8 +77,8 @@ class Manifests:
 
     objects: list[SluiceObject] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    #: Keys of the ``v1`` Secrets found, by (namespace, name).
-    secrets: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    #: The ``v1`` Secrets found, by (namespace, name): their values by key (``data`` decoded).
+    secrets: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     @property
     def resources(self) -> list[Resource]:
@@ -188,7 +189,7 @@ def _classify(
     namespace = metadata.get("namespace", DEFAULT_NAMESPACE)
     name = metadata.get("name")
     if api_version == "v1" and kind == "Secret" and isinstance(name, str):
-        manifests.secrets[str(namespace), name] = _secret_keys(data)
+        manifests.secrets[str(namespace), name] = _secret_values(data)
         return
     if api_version.split("/")[0] != API_GROUP:
         return  # another API group: not ours to check
@@ -225,10 +226,18 @@ def _classify(
     manifests.objects.append(SluiceObject(resource, document))
 
 
-def _secret_keys(secret: Mapping[str, Any]) -> set[str]:
-    keys: set[str] = set()
-    for member in ("data", "stringData"):
-        values = secret.get(member)
-        if isinstance(values, dict):
-            keys.update(str(k) for k in values)
-    return keys
+def _secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
+    """A Secret's values: ``data`` is base64 (undecodable values are kept as written, for the
+    API server to refuse); ``stringData`` is plain and wins, as on the API server."""
+    values: dict[str, str] = {}
+    data = secret.get("data")
+    if isinstance(data, dict):
+        for key, encoded in data.items():
+            try:
+                values[str(key)] = base64.b64decode(str(encoded), validate=True).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                values[str(key)] = str(encoded)
+    plain = secret.get("stringData")
+    if isinstance(plain, dict):
+        values.update({str(key): str(value) for key, value in plain.items()})
+    return values

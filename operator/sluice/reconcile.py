@@ -9,12 +9,13 @@ pipelines that depend on it.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.manifests import Manifests
 from sluice.model.errors import ApiError
 from sluice.model.resources import Resource, validate_resources
 from sluice.model.specs import API_GROUP
+from sluice.model.workspace import Workspace
 from sluice.store import Change, Store
 
 Key = tuple[str, str, str]
@@ -27,6 +28,8 @@ class Applied:
     resource: Resource
     change: Change
     error: ApiError | None = None
+    #: A Workspace's id, which admin clients of the read-only API name it by.
+    workspace_id: int | None = None
 
     def line(self) -> str:
         """``exportpipeline.sluice.dev/marketing/export-customers created``, as kubectl says."""
@@ -34,7 +37,8 @@ class Applied:
         subject = f"{resource.kind.lower()}.{API_GROUP}/{resource.namespace}/{resource.name}"
         if self.error is not None:
             return f"{subject} {self.change}: {self.error}"
-        return f"{subject} {self.change}"
+        suffix = f" (id {self.workspace_id})" if self.workspace_id is not None else ""
+        return f"{subject} {self.change}{suffix}"
 
 
 def apply(
@@ -60,16 +64,36 @@ def apply(
     )
     applied: list[Applied] = []
     for outcome in outcomes:
-        change = store.save(outcome)
+        keys = _api_keys(outcome.value, manifests) if isinstance(outcome.value, Workspace) else None
+        change = store.save(outcome, api_keys=keys)
         key = _key(outcome.resource)
         if key in given or change is not Change.UNCHANGED:
             applied.append(Applied(outcome.resource, change, outcome.error))
+    workspace_ids = store.workspace_ids()
+    applied = [
+        replace(item, workspace_id=workspace_ids.get(item.resource.namespace))
+        if item.resource.kind == "Workspace" and item.error is None
+        else item
+        for item in applied
+    ]
     if prune:
         for key, held in sorted(stored.items()):
             if key not in given:
                 store.delete(*key)
                 applied.append(Applied(held.resource, Change.PRUNED))
     return applied
+
+
+def _api_keys(workspace: Workspace, manifests: Manifests) -> list[str] | None:
+    """The workspace's API keys, one per line of its Secret key; None when that Secret is not
+    among the manifests (then the stored keys stay)."""
+    reference = workspace.api_keys_secret
+    if reference is None:
+        return []
+    values = manifests.secrets.get((workspace.namespace, reference.name))
+    if values is None or reference.key not in values:
+        return None
+    return [line.strip() for line in values[reference.key].splitlines() if line.strip()]
 
 
 def _key(resource: Resource) -> Key:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,13 +15,14 @@ import sqlalchemy as sa
 from sluice.apps.catalog import CONNECTORS
 from sluice.cli import main
 from sluice.manifests import read_manifests
-from sluice.model.ids import pipeline_id
+from sluice.model.ids import pipeline_id, workspace_id
 from sluice.reconcile import apply
 from sluice.store import Store
 from sluice.store.schema import LATEST_VERSION, schema_version
 from tests.support import EXAMPLES
 
 SEED_ID = pipeline_id("marketing", "export-customers")
+WORKSPACE_ID = re.compile(r" \(id \d+\)$")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -47,7 +49,11 @@ def repo(tmp_path: Path) -> Path:
 def applied(store: Store, *paths: Path, prune: bool = False) -> dict[str, str]:
     """What applying the paths did, by kind/name."""
     results = apply(store, read_manifests(paths), CONNECTORS, prune=prune)
-    return {f"{r.resource.kind}/{r.resource.name}": r.line().split(" ", 1)[1] for r in results}
+    # A workspace's line ends with its id, checked on its own.
+    return {
+        f"{r.resource.kind}/{r.resource.name}": WORKSPACE_ID.sub("", r.line().split(" ", 1)[1])
+        for r in results
+    }
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -212,7 +218,8 @@ def test_sluice_apply_prints_kubectl_lines_and_exits_1_on_invalid(
 ) -> None:
     out = io.StringIO()
     assert main(["apply", "-f", str(repo / "workspace.yaml"), "--store", store_url], out) == 0
-    assert out.getvalue() == "workspace.sluice.dev/marketing/marketing created\n"
+    workspace = workspace_id("marketing")
+    assert out.getvalue() == f"workspace.sluice.dev/marketing/marketing created (id {workspace})\n"
     edit(repo / "seed-pipeline.yaml", "name: Export customers", 'name: ""')
     out = io.StringIO()
     code = main(
@@ -243,3 +250,37 @@ def test_unreadable_manifests_apply_nothing(store_url: str, repo: Path) -> None:
     store = Store(store_url)
     assert store.resources() == []
     store.close()
+
+
+def test_workspace_api_keys_are_stored_as_digests(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    workspace = (workspace_id("marketing"), "marketing")
+    assert store.workspace_for_key("api_marketing_dashboard_change_me") == workspace
+    assert store.workspace_for_key("api_unknown") is None
+    assert store.workspace_namespace(workspace[0]) == "marketing"
+    with store.engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT digest FROM api_keys")).scalars().all()
+    assert stored and "api_marketing_dashboard_change_me" not in stored
+    # A Secret that is not among the manifests leaves the stored keys as they are...
+    applied(store, repo / "workspace.yaml")
+    edit(
+        repo / "workspace.yaml", "api_marketing_dashboard_change_me", "api_rotated\n    api_second"
+    )
+    applied(store, repo / "workspace.yaml")
+    assert store.workspace_for_key("api_marketing_dashboard_change_me") is None
+    assert store.workspace_for_key("api_rotated") == workspace
+    assert store.workspace_for_key("api_second") == workspace
+    # ... and a workspace without a key Secret has no keys.
+    edit(
+        repo / "workspace.yaml",
+        "  apiKeysSecretRef:\n    name: sluice-api-keys\n    key: apiKeys\n",
+        "",
+    )
+    applied(store, repo / "workspace.yaml")
+    assert store.workspace_for_key("api_rotated") is None
+
+
+def test_a_missing_api_keys_secret_key_is_reported(store: Store, repo: Path) -> None:
+    edit(repo / "workspace.yaml", "    key: apiKeys\n", "    key: keys\n")
+    result = applied(store, repo / "workspace.yaml")
+    assert result["Workspace/marketing"] == 'invalid: Secret "sluice-api-keys" has no key "keys"'

@@ -115,6 +115,9 @@ class _NamespaceValidator:
             dsn = workspace.warehouse.dsn_secret
             if dsn is not None:
                 self._check_secret_key(dsn.name, dsn.key, ("spec", "warehouse", "dsnSecretRef"))
+            keys = workspace.api_keys_secret
+            if keys is not None:
+                self._check_secret_key(keys.name, keys.key, ("spec", "apiKeysSecretRef"))
         except ApiError as err:
             return Outcome(resource, error=err)
         return Outcome(resource, workspace)

@@ -43,6 +43,15 @@ class SecretRef(Spec):
     name: str = Field(description="Name of a Secret in the same namespace.", min_length=1)
 
 
+class ApiKeysSecretRef(Spec):
+    name: str = Field(description="Name of a Secret in the same namespace.", min_length=1)
+    key: str = Field(
+        default="apiKeys",
+        description="Key of the Secret holding the API keys, one per line.",
+        min_length=1,
+    )
+
+
 class WarehouseSpec(Spec):
     type: Literal["PostgreSQL", "DuckDB"] = Field(description="The warehouse platform.")
     dsn_secret_ref: SecretKeyRef | None = Field(
@@ -76,10 +85,11 @@ class WorkspaceSpec(Spec):
         alias="profileSchema",
         description="The schema of the profiles in the warehouse. " + SCHEMA_DESCRIPTION,
     )
-    api_keys_secret_ref: SecretRef | None = Field(
+    api_keys_secret_ref: ApiKeysSecretRef | None = Field(
         default=None,
         alias="apiKeysSecretRef",
-        description="Secret whose values are the API keys accepted by the read-only API.",
+        description="Secret key holding the workspace's keys to the read-only API, one per line "
+        "(each starting with api_).",
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sluice.model.decoding import decode_schema, decode_spec
 from sluice.model.errors import ApiError, bad_request
-from sluice.model.specs import SecretKeyRef, WorkspaceSpec
+from sluice.model.specs import ApiKeysSecretRef, SecretKeyRef, WorkspaceSpec
 from sluice.model.types import (
     CONTAINER_KINDS,
     Kind,
@@ -39,7 +39,7 @@ class Workspace:
     resource_name: str
     warehouse: Warehouse
     profile_schema: Type
-    api_keys_secret: str | None
+    api_keys_secret: ApiKeysSecretRef | None
 
 
 def validate_workspace(namespace: str, name: str, data: Any) -> Workspace:
@@ -54,7 +54,7 @@ def validate_workspace(namespace: str, name: str, data: Any) -> Workspace:
         resource_name=name,
         warehouse=warehouse,
         profile_schema=profile_schema,
-        api_keys_secret=spec.api_keys_secret_ref.name if spec.api_keys_secret_ref else None,
+        api_keys_secret=spec.api_keys_secret_ref,
     )
 
 

@@ -27,9 +27,22 @@ workspaces = sa.Table(
     sa.Column("name", sa.String(253), nullable=False),
     sa.Column("id", sa.BigInteger, nullable=False, unique=True),
     sa.Column("spec", sa.JSON, nullable=True),  # last valid spec, as written in the manifest
-    sa.Column("api_keys_secret", sa.String(253), nullable=True),
     sa.Column("error", sa.JSON, nullable=True),  # the newest version's error, if refused
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# A workspace's keys to the read-only API, as SHA-256 digests: the store never holds a key, and
+# a lookup by digest leaks nothing about keys through its timing.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column(
+        "namespace",
+        sa.String(253),
+        sa.ForeignKey("workspaces.namespace", ondelete="CASCADE"),
+        nullable=False,
+    ),
 )
 
 connections = sa.Table(
@@ -86,7 +99,7 @@ sa.Index("runs_by_pipeline", runs.c.pipeline, runs.c.id)
 
 
 def _create_v1(connection: sa.Connection) -> None:
-    metadata.create_all(connection, tables=[workspaces, connections, pipelines, runs])
+    metadata.create_all(connection, tables=[workspaces, api_keys, connections, pipelines, runs])
 
 
 #: Migrations by the version they bring the store to, applied in order on start. A released

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from sluice.model.ids import workspace_id
 from sluice.model.pipeline import Pipeline, pipeline_to_api
 from sluice.model.resources import Outcome, Resource
 from sluice.model.workspace import Workspace
-from sluice.store.schema import connections, migrate, pipelines, runs, workspaces
+from sluice.store.schema import api_keys, connections, migrate, pipelines, runs, workspaces
 
 MAX_PAGE = 1000
 
@@ -46,6 +47,10 @@ class StoredResource:
 def error_record(error: ApiError) -> dict[str, Any]:
     record: dict[str, Any] = {"status": error.status, **error.body()["error"]}
     return record
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def _now() -> datetime:
@@ -91,13 +96,19 @@ class Store:
                 found.append(_stored("ExportPipeline", row, row.id))
         return found
 
-    def save(self, outcome: Outcome) -> Change:
+    def save(self, outcome: Outcome, api_keys: Sequence[str] | None = None) -> Change:
         """Record a validated resource: a valid version replaces the stored one; an invalid one
-        is recorded beside the last valid version, which stays in force."""
+        is recorded beside the last valid version, which stays in force.
+
+        ``api_keys`` are a valid Workspace's keys to the read-only API (None: unknown here, the
+        stored ones stay).
+        """
         with self.transaction() as connection:
             match outcome.resource.kind:
                 case "Workspace":
                     change = self._save_workspace(connection, outcome)
+                    if api_keys is not None and outcome.error is None:
+                        self._replace_api_keys(connection, outcome.resource.namespace, api_keys)
                 case "Connection":
                     change = self._save_connection(connection, outcome)
                 case _:
@@ -120,11 +131,7 @@ class Store:
         ).first()
         values: dict[str, Any] = {"name": resource.name, "updated_at": _now()}
         if isinstance(outcome.value, Workspace):
-            values |= {
-                "spec": _json_safe(resource.spec),
-                "api_keys_secret": outcome.value.api_keys_secret,
-                "error": None,
-            }
+            values |= {"spec": _json_safe(resource.spec), "error": None}
         else:
             assert outcome.error is not None
             values["error"] = error_record(outcome.error)
@@ -139,6 +146,15 @@ class Store:
         return self._update(
             connection, workspaces, workspaces.c.namespace == resource.namespace, row, values
         )
+
+    @staticmethod
+    def _replace_api_keys(connection: sa.Connection, namespace: str, keys: Sequence[str]) -> None:
+        connection.execute(api_keys.delete().where(api_keys.c.namespace == namespace))
+        digests = sorted({key_digest(key) for key in keys})
+        if digests:
+            connection.execute(
+                api_keys.insert(), [{"digest": d, "namespace": namespace} for d in digests]
+            )
 
     def _save_connection(self, connection: sa.Connection, outcome: Outcome) -> Change:
         resource = outcome.resource
@@ -216,6 +232,29 @@ class Store:
     # -----------------------------------------------------------------------------------------
     # Reads for the API
     # -----------------------------------------------------------------------------------------
+
+    def workspace_for_key(self, key: str) -> tuple[int, str] | None:
+        """The id and namespace of the workspace an API key opens, if any."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(workspaces.c.id, workspaces.c.namespace)
+                .join(api_keys, api_keys.c.namespace == workspaces.c.namespace)
+                .where(api_keys.c.digest == key_digest(key))
+            ).first()
+        return None if row is None else (row.id, row.namespace)
+
+    def workspace_namespace(self, workspace_id: int) -> str | None:
+        with self.engine.connect() as connection:
+            namespace: str | None = connection.execute(
+                sa.select(workspaces.c.namespace).where(workspaces.c.id == workspace_id)
+            ).scalar()
+        return namespace
+
+    def workspace_ids(self) -> dict[str, int]:
+        """Every stored workspace's id, by namespace."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(workspaces.c.namespace, workspaces.c.id))
+            return {row.namespace: row.id for row in rows}
 
     def pipeline_ids(self) -> dict[tuple[str, str], int]:
         with self.engine.connect() as connection:
