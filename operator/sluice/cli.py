@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from sluice.api import serve
 from sluice.apps.catalog import CONNECTORS
 from sluice.crds import render_crds
 from sluice.manifests import Manifests, Problem, SluiceObject, read_manifests
@@ -171,6 +172,17 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if any(item.error for item in applied) else 0
 
 
+def cmd_api(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve the read-only API on the store until interrupted."""
+    admin_keys = [k.strip() for k in os.environ.get("SLUICE_ADMIN_API_KEYS", "").split(",")]
+    try:
+        serve(args.store, args.listen, [key for key in admin_keys if key])
+    except ValueError as err:  # a malformed --listen or admin key
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
     rendered = render_crds()
     if args.output is None:
@@ -182,6 +194,15 @@ def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
         (folder / name).write_text(text, encoding="utf-8")
         print(f"wrote {folder / name}", file=sys.stderr)
     return 0
+
+
+def add_store_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--store",
+        default=os.environ.get("SLUICE_STORE", DEFAULT_STORE),
+        metavar="URL",
+        help=f"sqlite:///PATH or postgresql+psycopg://... (default: {DEFAULT_STORE})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,16 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
         "object is invalid.",
     )
     apply_command.add_argument("-f", "--file", action="append", required=True, metavar="PATH")
-    apply_command.add_argument(
-        "--store",
-        default=os.environ.get("SLUICE_STORE", DEFAULT_STORE),
-        metavar="URL",
-        help=f"sqlite:///PATH or postgresql+psycopg://... (default: {DEFAULT_STORE})",
-    )
+    add_store_option(apply_command)
     apply_command.add_argument(
         "--prune", action="store_true", help="remove stored objects the manifests no longer hold"
     )
     apply_command.set_defaults(run=cmd_apply)
+
+    api_command = commands.add_parser(
+        "api",
+        help="serve the read-only API (/v1/pipelines) on a store",
+        description="Serve GET /v1/pipelines, /v1/pipelines/{id} and its runs from the store. "
+        "Workspace keys come from the store; admin keys from $SLUICE_ADMIN_API_KEYS "
+        "(comma-separated).",
+    )
+    add_store_option(api_command)
+    api_command.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    api_command.set_defaults(run=cmd_api)
 
     crds = commands.add_parser("crds", help="print or write the CustomResourceDefinitions")
     crds.add_argument("--output", "-o", metavar="DIR", help="write one file per CRD into DIR")

@@ -1,0 +1,147 @@
+"""How fast the API serves pipelines, as ratios to a trivial FastAPI endpoint.
+
+A SQLite store gets 10,000 pipelines (copies of the seed pipeline under other names, applied
+like ``sluice apply`` does). The API then runs under uvicorn on 127.0.0.1 in a child process,
+with one extra endpoint that returns a constant, and a single keep-alive httpx client sends
+2,000 requests to each of: that trivial endpoint, ``GET /v1/pipelines/{id}`` (random ids) and
+a 100-pipeline list page (random offsets). Reported: requests/s, p50 and p99 latency, and
+throughput as a ratio to the trivial endpoint's. Target: a pipeline GET keeps ≥ 50 % of the
+trivial endpoint's throughput. Exits 1 when the target is missed.
+
+    .venv/bin/python benchmarks/bench_api.py
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
+
+from sluice.api import create_app
+from sluice.apps.catalog import CONNECTORS
+from sluice.manifests import read_manifests
+from sluice.reconcile import apply
+from sluice.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+PIPELINES = 10_000
+REQUESTS = 2_000
+WARMUP = 200
+TARGET_RATIO = 0.5
+KEY = "api_marketing_dashboard_change_me"
+
+
+def fill_store(url: str, folder: Path) -> list[int]:
+    """Apply the examples' workspace and connection and PIPELINES copies of the seed."""
+    seed = (EXAMPLES / "seed-pipeline.yaml").read_text()
+    copies = [
+        seed.replace("name: export-customers", f"name: export-customers-{n}", 1)
+        for n in range(PIPELINES)
+    ]
+    (folder / "pipelines.yaml").write_text("\n---\n".join(copies))
+    for name in ("workspace.yaml", "hubspot-connection.yaml"):
+        (folder / name).write_text((EXAMPLES / name).read_text())
+    store = Store(url)
+    try:
+        results = apply(store, read_manifests([folder]), CONNECTORS)
+        assert not [r.error for r in results if r.error]
+        return list(store.pipeline_ids().values())
+    finally:
+        store.close()
+
+
+def serve(url: str, port: int) -> None:
+    """The child process: the API plus the trivial endpoint, on 127.0.0.1:port."""
+    app = create_app(Store(url), [])
+
+    @app.get("/trivial")
+    async def trivial() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_up(client: httpx.Client) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError("the API did not start")
+
+
+def measure(client: httpx.Client, path: Callable[[], str]) -> tuple[float, float, float]:
+    """Requests/s, p50 and p99 latency (ms) of REQUESTS sequential GETs."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    for _ in range(WARMUP):
+        client.get(path(), headers=headers).raise_for_status()
+    latencies = []
+    started = time.perf_counter()
+    for _ in range(REQUESTS):
+        before = time.perf_counter()
+        client.get(path(), headers=headers).raise_for_status()
+        latencies.append(time.perf_counter() - before)
+    elapsed = time.perf_counter() - started
+    cuts = statistics.quantiles(latencies, n=100)
+    return REQUESTS / elapsed, cuts[49] * 1000, cuts[98] * 1000
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]))
+        return 0
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'store.db'}"
+        started = time.perf_counter()
+        ids = fill_store(url, Path(folder))
+        print(f"applied {len(ids)} pipelines in {time.perf_counter() - started:.1f}s")
+        port = free_port()
+        server = subprocess.Popen([sys.executable, __file__, "--serve", url, str(port)])
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                wait_until_up(client)
+                results = {
+                    "trivial endpoint": measure(client, lambda: "/trivial"),
+                    "GET /v1/pipelines/{id}": measure(
+                        client, lambda: f"/v1/pipelines/{rng.choice(ids)}"
+                    ),
+                    "GET /v1/pipelines (100)": measure(
+                        client, lambda: f"/v1/pipelines?first={rng.randrange(len(ids) - 100)}"
+                    ),
+                }
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    baseline = results["trivial endpoint"][0]
+    print(f"{'':26} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+    for name, (rate, p50, p99) in results.items():
+        print(f"{name:26} {rate:8.0f} {p50:8.2f} {p99:8.2f} {rate / baseline:6.2f}")
+    ratio = results["GET /v1/pipelines/{id}"][0] / baseline
+    print(f"target: pipeline GET ≥ {TARGET_RATIO:.0%} of the trivial endpoint: {ratio:.0%}")
+    return 0 if ratio >= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The read-only HTTP API over the store: pipelines and their runs, per workspace."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sluice import __version__
+from sluice.api.auth import WORKSPACE_HEADER, Authenticator, Credentials
+from sluice.api.errors import (
+    error_response,
+    install_error_handlers,
+    invalid_pipeline_id,
+    json_response,
+    raised_as_failures,
+)
+from sluice.api.observability import Metrics, ObservabilityMiddleware
+from sluice.api.schemas import Health, PipelineBody, PipelinePage, RunPage, errors
+from sluice.model.errors import ApiError, not_found
+from sluice.model.ids import MAX_ID
+from sluice.store import Store
+from sluice.store.store import MAX_PAGE
+
+ID_PATTERN = r"^[1-9][0-9]*$"
+MAX_FIRST = 2**31 - 1
+MAX_BIGINT = 2**63 - 1
+
+PipelineId = Annotated[
+    str, Path(pattern=ID_PATTERN, description="The pipeline's id, a positive integer.")
+]
+First = Annotated[
+    int, Query(ge=0, le=MAX_FIRST, description="How many items to skip, in the listing order.")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many items to return at most.")]
+
+_ID = re.compile(ID_PATTERN)
+
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    description="An API key: `Authorization: Bearer api_<key>`. A workspace key reads its own "
+    f"workspace; an admin key reads the workspace named by the `{WORKSPACE_HEADER}: "
+    "<workspace id>` header, which a workspace key must not send.",
+)
+
+
+async def caller_credentials(
+    request: Request,
+    # Declared so that the OpenAPI document shows the scheme; the raw headers are read, as
+    # they also tell repeated headers apart. The workspace header is described in the scheme,
+    # not as a parameter: whether it is allowed depends on the key, which OpenAPI cannot say.
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+) -> Credentials:
+    """The request's key, checked for form before the parameters are (no I/O, so it runs on
+    the event loop; the store lookup happens in the handler's thread, one hop per request)."""
+    authenticator: Authenticator = request.app.state.authenticator
+    with raised_as_failures():
+        return authenticator.credentials(request.headers)
+
+
+Caller = Annotated[Credentials, Depends(caller_credentials)]
+
+
+class SluiceApi(FastAPI):
+    """FastAPI whose OpenAPI document lists the errors as this API returns them: FastAPI's own
+    422 validation responses never leave the app (they become 400s)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            document = get_openapi(
+                title=self.title,
+                version=self.version,
+                description=self.description,
+                routes=self.routes,
+            )
+            for path in document.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            schemas = document.get("components", {}).get("schemas", {})
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+            self.openapi_schema = document
+        return self.openapi_schema
+
+
+def create_app(store: Store, admin_keys: Collection[str]) -> FastAPI:
+    """The API app: read-only pipelines and runs, plus health, readiness and metrics."""
+    metrics = Metrics()
+    app = SluiceApi(
+        title="Sluice API",
+        version=__version__,
+        description="Read-only access to the export pipelines applied to the store, and "
+        "their runs. Pipelines change only through their ExportPipeline manifests.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.authenticator = Authenticator(store, admin_keys)
+    install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics)
+    app.include_router(_operations_router(store, metrics))
+    app.include_router(_pipelines_router(store, app.state.authenticator))
+    return app
+
+
+def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
+    router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
+
+    @router.get(
+        "",
+        summary="List pipelines",
+        responses={200: {"model": PipelinePage}, **errors(400, 401, 403, 404)},
+    )
+    def list_pipelines(
+        caller: Caller,
+        first: First = 0,
+        limit: Limit = 100,
+        connection: Annotated[int | None, Query(ge=1, le=MAX_BIGINT)] = None,
+        enabled: bool | None = None,
+    ) -> Response:
+        with raised_as_failures():
+            namespace = authenticator.namespace(caller)
+        items, total = store.pipelines(namespace, first, limit, connection, enabled)
+        return json_response({"pipelines": items, "total": total})
+
+    @router.get(
+        "/{id}",
+        summary="Get pipeline",
+        responses={200: {"model": PipelineBody}, **errors(400, 401, 403, 404)},
+    )
+    def get_pipeline(id: PipelineId, caller: Caller) -> Response:
+        with raised_as_failures():
+            namespace = authenticator.namespace(caller)
+            return json_response(_owned_pipeline(store, namespace, id))
+
+    @router.get(
+        "/{id}/runs",
+        summary="List a pipeline's runs, newest first",
+        responses={200: {"model": RunPage}, **errors(400, 401, 403, 404)},
+    )
+    def list_runs(id: PipelineId, caller: Caller, first: First = 0, limit: Limit = 100) -> Response:
+        with raised_as_failures():
+            namespace = authenticator.namespace(caller)
+            owned = _owned_pipeline(store, namespace, id)
+        items, total = store.runs(owned["id"], first, limit)
+        return json_response({"runs": items, "total": total})
+
+    return router
+
+
+def _operations_router(store: Store, metrics: Metrics) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is alive", response_model=Health)
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @router.get(
+        "/readyz",
+        summary="The store is reachable",
+        responses={200: {"model": Health}, **errors(503)},
+    )
+    def readyz() -> Response:
+        if not _store_reachable(store):
+            return error_response(ApiError(503, "ServiceUnavailable", "store is not reachable"))
+        return json_response({"status": "ready"})
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _owned_pipeline(store: Store, namespace: str, text_id: str) -> dict[str, Any]:
+    """The pipeline's body if it is the caller's; another workspace's pipeline does not exist
+    for the caller, so the answer does not tell whether the id is taken."""
+    if not _ID.match(text_id):
+        raise invalid_pipeline_id(text_id)
+    # Ids are drawn below MAX_ID: a larger one is well formed but names no pipeline (and
+    # would overflow the SQL integer).
+    found = store.pipeline(int(text_id)) if int(text_id) <= MAX_ID else None
+    if found is None or found[0] != namespace:
+        raise not_found("pipeline does not exist")
+    return found[1]
+
+
+def _store_reachable(store: Store) -> bool:
+    try:
+        with store.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except (sa.exc.SQLAlchemyError, OSError):
+        return False
+    return True

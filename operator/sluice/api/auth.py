@@ -1,0 +1,134 @@
+"""Who is calling and which workspace (Kubernetes namespace) the request is about.
+
+Two kinds of API keys, both sent as ``Authorization: Bearer api_<key>``:
+
+* workspace keys, stored (hashed) in the store, see only their own workspace;
+* admin keys, given to the server at start, see every workspace and pick one with the
+  ``Sluice-Workspace: <workspace id>`` header.
+
+Keys never appear in a message or a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from starlette.datastructures import Headers
+
+from sluice.api.errors import forbidden, unauthorized
+from sluice.model.errors import bad_request, not_found
+from sluice.model.ids import MAX_ID
+
+KEY_PREFIX = "api_"
+WORKSPACE_HEADER = "Sluice-Workspace"
+
+_BEARER = re.compile(r"Bearer +(?P<key>\S+) *\Z", re.IGNORECASE)
+_WORKSPACE_ID = re.compile(r"[1-9][0-9]*\Z")
+
+
+class KeyStore(Protocol):
+    """What authentication needs from the store."""
+
+    def workspace_for_key(self, key: str) -> tuple[int, str] | None: ...
+
+    def workspace_namespace(self, workspace_id: int) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents: its API key (never shown), whether it is an admin key, and
+    the workspace headers it sends."""
+
+    key: str = field(repr=False)
+    admin: bool
+    workspace_headers: tuple[str, ...]
+
+
+class Authenticator:
+    """Turns a request's headers into the namespace of the workspace it may read."""
+
+    def __init__(self, store: KeyStore, admin_keys: Collection[str]) -> None:
+        for key in admin_keys:
+            if not key.startswith(KEY_PREFIX) or key == KEY_PREFIX:
+                raise ValueError(f"admin API keys must start with the {KEY_PREFIX} prefix")
+        self._store = store
+        # Digests, so that comparing takes the same time whatever the keys' lengths.
+        self._admin_digests = [_digest(key) for key in admin_keys]
+
+    def credentials(self, headers: Headers) -> Credentials:
+        """The key the request presents, checked for form only: no I/O, so it can run before
+        anything else looks at the request."""
+        key = _api_key(headers)
+        return Credentials(key, self._is_admin(key), tuple(headers.getlist(WORKSPACE_HEADER)))
+
+    def namespace(self, credentials: Credentials) -> str:
+        """The namespace the credentials may read, looked up in the store."""
+        if credentials.admin:
+            return self._chosen_namespace(credentials.workspace_headers)
+        found = self._store.workspace_for_key(credentials.key)
+        if found is None:
+            raise unauthorized("API key in the Authorization header of the request does not exist")
+        if credentials.workspace_headers:
+            raise bad_request(
+                f'"{WORKSPACE_HEADER}" header cannot be provided with a workspace restricted key'
+            )
+        return found[1]
+
+    def _is_admin(self, key: str) -> bool:
+        digest = _digest(key)
+        # No early exit: every admin key is compared, so timing tells nothing about which.
+        matches = [hmac.compare_digest(digest, admin) for admin in self._admin_digests]
+        return any(matches)
+
+    def _chosen_namespace(self, workspace_headers: tuple[str, ...]) -> str:
+        if not workspace_headers:
+            raise forbidden(
+                f"{WORKSPACE_HEADER} header is missing; provide it in the format "
+                f"'{WORKSPACE_HEADER}: <WORKSPACE_ID>'"
+            )
+        if len(workspace_headers) > 1:
+            raise bad_request(f"request contains multiple {WORKSPACE_HEADER} headers")
+        text = workspace_headers[0].strip()
+        if not _WORKSPACE_ID.match(text):
+            raise bad_request(
+                f"{WORKSPACE_HEADER} header is invalid; provide it in the format "
+                f"'{WORKSPACE_HEADER}: <WORKSPACE_ID>'"
+            )
+        # Ids are drawn below MAX_ID: a larger one names no workspace (and would overflow SQL).
+        workspace_id = int(text)
+        namespace = None
+        if workspace_id <= MAX_ID:
+            namespace = self._store.workspace_namespace(workspace_id)
+        if namespace is None:
+            raise not_found("workspace does not exist")
+        return namespace
+
+
+def _api_key(headers: Headers) -> str:
+    values = headers.getlist("Authorization")
+    if not values:
+        raise unauthorized(
+            "request is not authenticated; provide an API key in the format "
+            "'Authorization: Bearer <YOUR_API_KEY>'"
+        )
+    if len(values) > 1:
+        raise bad_request("request contains multiple Authorization headers")
+    bearer = _BEARER.match(values[0])
+    if bearer is None:
+        raise bad_request(
+            "Authorization header is invalid; it should be in the format "
+            "'Authorization: Bearer <YOUR_API_KEY>'"
+        )
+    key = bearer.group("key")
+    if not key.startswith(KEY_PREFIX):
+        raise bad_request(f"API key is not valid; API keys start with the {KEY_PREFIX} prefix")
+    return key
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()

@@ -1,0 +1,30 @@
+"""Running the API: one uvicorn worker on ``host:port``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import uvicorn
+
+from sluice.api.app import create_app
+from sluice.store import Store
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8080`` for IPv6) → host and port."""
+    host, colon, port = listen.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"listen address {listen!r} is not in the form host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def serve(store_url: str, listen: str, admin_keys: Collection[str]) -> None:
+    """Serve the API until interrupted. uvicorn's access log holds no request headers, so
+    keys stay out of the logs."""
+    host, port = parse_listen(listen)
+    store = Store(store_url)
+    try:
+        app = create_app(store, admin_keys)
+        uvicorn.run(app, host=host, port=port, workers=1, server_header=False)
+    finally:
+        store.close()

@@ -1,0 +1,72 @@
+"""`sluice api` serves the store over HTTP on loopback, with the keys it is given."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from sluice.cli import main
+from sluice.model.ids import pipeline_id, workspace_id
+from tests.support import EXAMPLES
+
+WORKSPACE_KEY = "api_marketing_dashboard_change_me"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_sluice_api_serves_applied_pipelines(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    assert main(["apply", "-f", str(EXAMPLES), "--store", store]) == 0
+    port = free_port()
+    sluice = Path(sys.executable).parent / "sluice"
+    server = subprocess.Popen(
+        [str(sluice), "api", "--store", store, "--listen", f"127.0.0.1:{port}"],
+        env={**os.environ, "SLUICE_ADMIN_API_KEYS": "api_admin_one, api_admin_two,"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "sluice api did not start"
+            time.sleep(0.1)
+        seed = pipeline_id("marketing", "export-customers")
+        as_workspace = httpx.get(
+            f"{base}/v1/pipelines/{seed}",
+            headers={"Authorization": f"Bearer {WORKSPACE_KEY}"},
+            timeout=5,
+        )
+        assert as_workspace.status_code == 200
+        assert as_workspace.json()["name"] == "Export customers"
+        as_admin = httpx.get(
+            f"{base}/v1/pipelines",
+            headers={
+                "Authorization": "Bearer api_admin_two",
+                "Sluice-Workspace": str(workspace_id("marketing")),
+            },
+            timeout=5,
+        )
+        assert as_admin.status_code == 200 and as_admin.json()["total"] == 3
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=20)
+    assert server.returncode is not None
+    # Keys never reach the log.
+    assert b"api_admin" not in output and WORKSPACE_KEY.encode() not in output
