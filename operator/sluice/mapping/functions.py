@@ -190,36 +190,28 @@ def _refuse_constant(name: str) -> object:
 # ---------------------------------------------------------------------------------------------
 
 
-def logical_and(arguments: Sequence[Evaluator]) -> Evaluator:
-    """false if any argument is false; else nil if any is nil; else true."""
+def _three_valued(decisive: bool) -> Callable[[Sequence[Evaluator]], Evaluator]:
+    """``and`` (decisive false) and ``or`` (decisive true) in three-valued logic: the decisive
+    value if any argument has it; else nil if any argument is nil; else the other value."""
 
-    def evaluate(profile: Any) -> Any:
-        unknown = False
-        for argument in arguments:
-            value = argument(profile)
-            if value is False:
-                return False
-            if value is None:
-                unknown = True
-        return None if unknown else True
+    def combine(arguments: Sequence[Evaluator]) -> Evaluator:
+        def evaluate(profile: Any) -> Any:
+            unknown = False
+            for argument in arguments:
+                value = argument(profile)
+                if value is decisive:
+                    return decisive
+                if value is None:
+                    unknown = True
+            return None if unknown else not decisive
 
-    return evaluate
+        return evaluate
+
+    return combine
 
 
-def logical_or(arguments: Sequence[Evaluator]) -> Evaluator:
-    """true if any argument is true; else nil if any is nil; else false."""
-
-    def evaluate(profile: Any) -> Any:
-        unknown = False
-        for argument in arguments:
-            value = argument(profile)
-            if value is True:
-                return True
-            if value is None:
-                unknown = True
-        return None if unknown else False
-
-    return evaluate
+logical_and = _three_valued(decisive=False)
+logical_or = _three_valued(decisive=True)
 
 
 def logical_not(argument: Evaluator) -> Evaluator:
