@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,6 +60,7 @@ class Authenticator:
         self._store = store
         # Digests, so that comparing takes the same time whatever the keys' lengths.
         self._admin_digests = [_digest(key) for key in admin_keys]
+        self._recent_keys = _RecentLookups(KEY_CACHE_SECONDS, KEY_CACHE_ENTRIES)
 
     def credentials(self, headers: Headers) -> Credentials:
         """The key the request presents, checked for form only: no I/O, so it can run before
@@ -70,7 +72,7 @@ class Authenticator:
         """The namespace the credentials may read, looked up in the store."""
         if credentials.admin:
             return self._chosen_namespace(credentials.workspace_headers)
-        found = self._store.workspace_for_key(credentials.key)
+        found = self._recent_keys.get(credentials.key, self._store.workspace_for_key)
         if found is None:
             raise unauthorized("API key in the Authorization header of the request does not exist")
         if credentials.workspace_headers:
@@ -107,6 +109,36 @@ class Authenticator:
         if namespace is None:
             raise not_found("workspace does not exist")
         return namespace
+
+
+#: A workspace key's lookup is reused for this long: most requests then skip one store read,
+#: and a key removed from its Secret (and re-applied) stops working within this delay.
+KEY_CACHE_SECONDS = 5.0
+KEY_CACHE_ENTRIES = 1024
+
+
+class _RecentLookups:
+    """Store lookups of keys, remembered briefly. Bounded: unknown keys sent in bulk cannot
+    grow it past ``entries`` (it is emptied when full)."""
+
+    def __init__(self, seconds: float, entries: int) -> None:
+        self._seconds = seconds
+        self._entries = entries
+        self._found: dict[str, tuple[float, tuple[int, str] | None]] = {}
+
+    def get(
+        self, presented: str, lookup: Callable[[str], tuple[int, str] | None]
+    ) -> tuple[int, str] | None:
+        now = time.monotonic()
+        key = hashlib.sha256(presented.encode("utf-8")).hexdigest()  # no key kept in memory
+        remembered = self._found.get(key)
+        if remembered is not None and remembered[0] > now:
+            return remembered[1]
+        found = lookup(presented)
+        if len(self._found) >= self._entries:
+            self._found.clear()
+        self._found[key] = (now + self._seconds, found)
+        return found
 
 
 def _api_key(headers: Headers) -> str:
