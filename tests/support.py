@@ -18,6 +18,94 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SEED_ID = 705981339
 
+# The create request of the seed document ("POST /v1/pipelines"), exactly as written there.
+SEED_PAYLOAD: dict[str, Any] = {
+    "name": "Export customers",
+    "connection": 230527183,
+    "target": "User",
+    "enabled": True,
+    "filter": {
+        "logical": "and",
+        "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
+    },
+    "matching": {"in": "email", "out": "contact.email"},
+    "exportMode": "CreateOnly",
+    "updateOnDuplicates": False,
+    "transformation": {
+        "mapping": {"contact.firstname": "first_name", "contact.lastname": "last_name"}
+    },
+    "inSchema": {
+        "kind": "object",
+        "properties": [
+            {
+                "name": "first_name",
+                "type": {"kind": "string", "maxLength": 100},
+                "readOptional": True,
+                "description": "First name",
+            },
+            {
+                "name": "last_name",
+                "type": {"kind": "string", "maxLength": 100},
+                "readOptional": True,
+                "description": "Last name",
+            },
+            {
+                "name": "email",
+                "type": {"kind": "string", "maxLength": 254},
+                "readOptional": True,
+                "description": "Email",
+            },
+            {
+                "name": "address",
+                "type": {
+                    "kind": "object",
+                    "properties": [
+                        {
+                            "name": "country",
+                            "type": {"kind": "string", "maxLength": 2},
+                            "readOptional": True,
+                            "description": "Country",
+                        }
+                    ],
+                },
+                "readOptional": True,
+                "description": "Address",
+            },
+        ],
+    },
+    "outSchema": {
+        "kind": "object",
+        "properties": [
+            {
+                "name": "contact",
+                "type": {
+                    "kind": "object",
+                    "properties": [
+                        {
+                            "name": "email",
+                            "type": {"kind": "string"},
+                            "nullable": True,
+                            "description": "Email",
+                        },
+                        {
+                            "name": "firstname",
+                            "type": {"kind": "string"},
+                            "nullable": True,
+                            "description": "First Name",
+                        },
+                        {
+                            "name": "lastname",
+                            "type": {"kind": "string"},
+                            "nullable": True,
+                            "description": "Last Name",
+                        },
+                    ],
+                },
+            }
+        ],
+    },
+}
+
 
 @functools.cache
 def _example_specs() -> dict[tuple[str, str], Any]:

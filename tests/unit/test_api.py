@@ -25,7 +25,7 @@ from sluice.manifests import read_manifests
 from sluice.model.ids import MAX_ID, pipeline_id, workspace_id
 from sluice.reconcile import apply
 from sluice.store import Store
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, SEED_PAYLOAD
 
 SEED_ID = pipeline_id("marketing", "export-customers")
 OTHER_SEED_ID = pipeline_id("sales", "export-customers")
@@ -40,93 +40,22 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 #: The seed API document's "Get pipeline" response for the examples' seed pipeline.
 SEED_BODY: dict[str, Any] = {
     "id": SEED_ID,
-    "name": "Export customers",
+    "name": SEED_PAYLOAD["name"],
     "connector": "hubspot",
     "connectorType": "Application",
-    "connection": 230527183,
+    "connection": SEED_PAYLOAD["connection"],
     "connectionRole": "Destination",
-    "target": "User",
-    "enabled": True,
-    "filter": {
-        "logical": "and",
-        "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
+    **{
+        key: SEED_PAYLOAD[key]
+        for key in ("target", "enabled", "filter", "matching", "exportMode", "updateOnDuplicates")
     },
-    "matching": {"in": "email", "out": "contact.email"},
-    "exportMode": "CreateOnly",
-    "updateOnDuplicates": False,
-    "transformation": {
-        "mapping": {"contact.firstname": "first_name", "contact.lastname": "last_name"},
-        "function": None,
-    },
-    "inSchema": {
-        "kind": "object",
-        "properties": [
-            {
-                "name": "first_name",
-                "type": {"kind": "string", "maxLength": 100},
-                "readOptional": True,
-                "description": "First name",
-            },
-            {
-                "name": "last_name",
-                "type": {"kind": "string", "maxLength": 100},
-                "readOptional": True,
-                "description": "Last name",
-            },
-            {
-                "name": "email",
-                "type": {"kind": "string", "maxLength": 254},
-                "readOptional": True,
-                "description": "Email",
-            },
-            {
-                "name": "address",
-                "type": {
-                    "kind": "object",
-                    "properties": [
-                        {
-                            "name": "country",
-                            "type": {"kind": "string", "maxLength": 2},
-                            "readOptional": True,
-                            "description": "Country",
-                        }
-                    ],
-                },
-                "readOptional": True,
-                "description": "Address",
-            },
-        ],
-    },
+    "transformation": {**SEED_PAYLOAD["transformation"], "function": None},
+    "inSchema": SEED_PAYLOAD["inSchema"],
+    # The API always emits a description; the seed's "contact" has none.
     "outSchema": {
         "kind": "object",
         "properties": [
-            {
-                "name": "contact",
-                "type": {
-                    "kind": "object",
-                    "properties": [
-                        {
-                            "name": "email",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "Email",
-                        },
-                        {
-                            "name": "firstname",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "First Name",
-                        },
-                        {
-                            "name": "lastname",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "Last Name",
-                        },
-                    ],
-                },
-                "description": "",
-            }
+            {**SEED_PAYLOAD["outSchema"]["properties"][0], "description": ""},
         ],
     },
     "running": False,

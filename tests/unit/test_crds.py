@@ -23,7 +23,7 @@ from sluice.filters import OPERATORS
 from sluice.model import types as schema_types
 from sluice.model.specs import KIND_SPECS, ConnectionSpec, Spec
 from sluice.model.types import Kind
-from tests.support import Location, put
+from tests.support import SEED_PAYLOAD, Location, put
 
 Json = dict[str, Any]
 
@@ -45,94 +45,6 @@ TAKEN_SHORT_NAMES = frozenset(
         *("rc", "rs", "sa", "sc", "sts", "svc", "ws"),
     }
 )
-
-# The create request of the seed document ("POST /v1/pipelines"), exactly as written there.
-SEED_PAYLOAD: Json = {
-    "name": "Export customers",
-    "connection": 230527183,
-    "target": "User",
-    "enabled": True,
-    "filter": {
-        "logical": "and",
-        "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
-    },
-    "matching": {"in": "email", "out": "contact.email"},
-    "exportMode": "CreateOnly",
-    "updateOnDuplicates": False,
-    "transformation": {
-        "mapping": {"contact.firstname": "first_name", "contact.lastname": "last_name"}
-    },
-    "inSchema": {
-        "kind": "object",
-        "properties": [
-            {
-                "name": "first_name",
-                "type": {"kind": "string", "maxLength": 100},
-                "readOptional": True,
-                "description": "First name",
-            },
-            {
-                "name": "last_name",
-                "type": {"kind": "string", "maxLength": 100},
-                "readOptional": True,
-                "description": "Last name",
-            },
-            {
-                "name": "email",
-                "type": {"kind": "string", "maxLength": 254},
-                "readOptional": True,
-                "description": "Email",
-            },
-            {
-                "name": "address",
-                "type": {
-                    "kind": "object",
-                    "properties": [
-                        {
-                            "name": "country",
-                            "type": {"kind": "string", "maxLength": 2},
-                            "readOptional": True,
-                            "description": "Country",
-                        }
-                    ],
-                },
-                "readOptional": True,
-                "description": "Address",
-            },
-        ],
-    },
-    "outSchema": {
-        "kind": "object",
-        "properties": [
-            {
-                "name": "contact",
-                "type": {
-                    "kind": "object",
-                    "properties": [
-                        {
-                            "name": "email",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "Email",
-                        },
-                        {
-                            "name": "firstname",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "First Name",
-                        },
-                        {
-                            "name": "lastname",
-                            "type": {"kind": "string"},
-                            "nullable": True,
-                            "description": "Last Name",
-                        },
-                    ],
-                },
-            }
-        ],
-    },
-}
 
 
 # ---------------------------------------------------------------------------------------------
