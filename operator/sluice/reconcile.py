@@ -63,25 +63,31 @@ def apply(
         existing_ids=store.pipeline_ids(),
     )
     applied: list[Applied] = []
-    for outcome in outcomes:
-        keys = _api_keys(outcome.value, manifests) if isinstance(outcome.value, Workspace) else None
-        change = store.save(outcome, api_keys=keys)
-        key = _key(outcome.resource)
-        if key in given or change is not Change.UNCHANGED:
-            applied.append(Applied(outcome.resource, change, outcome.error))
+    # One transaction: an apply lands whole or not at all, and commits once however many
+    # objects it holds.
+    with store.transaction() as connection:
+        for outcome in outcomes:
+            keys = (
+                _api_keys(outcome.value, manifests)
+                if isinstance(outcome.value, Workspace)
+                else None
+            )
+            change = store.save(outcome, api_keys=keys, connection=connection)
+            key = _key(outcome.resource)
+            if key in given or change is not Change.UNCHANGED:
+                applied.append(Applied(outcome.resource, change, outcome.error))
+        if prune:
+            for key, held in sorted(stored.items()):
+                if key not in given:
+                    store.delete(*key, connection=connection)
+                    applied.append(Applied(held.resource, Change.PRUNED))
     workspace_ids = store.workspace_ids()
-    applied = [
+    return [
         replace(item, workspace_id=workspace_ids.get(item.resource.namespace))
         if item.resource.kind == "Workspace" and item.error is None
         else item
         for item in applied
     ]
-    if prune:
-        for key, held in sorted(stored.items()):
-            if key not in given:
-                store.delete(*key)
-                applied.append(Applied(held.resource, Change.PRUNED))
-    return applied
 
 
 def _api_keys(workspace: Workspace, manifests: Manifests) -> list[str] | None:

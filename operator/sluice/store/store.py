@@ -96,33 +96,51 @@ class Store:
                 found.append(_stored("ExportPipeline", row, row.id))
         return found
 
-    def save(self, outcome: Outcome, api_keys: Sequence[str] | None = None) -> Change:
+    @contextmanager
+    def _writing(self, connection: sa.Connection | None) -> Iterator[sa.Connection]:
+        """The caller's transaction, or one of its own."""
+        if connection is not None:
+            yield connection
+        else:
+            with self.transaction() as own:
+                yield own
+
+    def save(
+        self,
+        outcome: Outcome,
+        api_keys: Sequence[str] | None = None,
+        *,
+        connection: sa.Connection | None = None,
+    ) -> Change:
         """Record a validated resource: a valid version replaces the stored one; an invalid one
         is recorded beside the last valid version, which stays in force.
 
         ``api_keys`` are a valid Workspace's keys to the read-only API (None: unknown here, the
-        stored ones stay).
+        stored ones stay). Within ``connection``'s transaction when given (many saves, one
+        commit).
         """
-        with self.transaction() as connection:
+        with self._writing(connection) as writer:
             match outcome.resource.kind:
                 case "Workspace":
-                    change = self._save_workspace(connection, outcome)
+                    change = self._save_workspace(writer, outcome)
                     if api_keys is not None and outcome.error is None:
-                        self._replace_api_keys(connection, outcome.resource.namespace, api_keys)
+                        self._replace_api_keys(writer, outcome.resource.namespace, api_keys)
                 case "Connection":
-                    change = self._save_connection(connection, outcome)
+                    change = self._save_connection(writer, outcome)
                 case _:
-                    change = self._save_pipeline(connection, outcome)
+                    change = self._save_pipeline(writer, outcome)
         # A refused version is reported as such even when its error was already recorded.
         return Change.INVALID if outcome.error is not None else change
 
-    def delete(self, kind: str, namespace: str, name: str) -> None:
+    def delete(
+        self, kind: str, namespace: str, name: str, *, connection: sa.Connection | None = None
+    ) -> None:
         table = {"Workspace": workspaces, "Connection": connections}.get(kind, pipelines)
         condition = table.c.namespace == namespace
         if kind != "Workspace":
             condition &= table.c.name == name
-        with self.transaction() as connection:
-            connection.execute(table.delete().where(condition))
+        with self._writing(connection) as writer:
+            writer.execute(table.delete().where(condition))
 
     def _save_workspace(self, connection: sa.Connection, outcome: Outcome) -> Change:
         resource = outcome.resource
