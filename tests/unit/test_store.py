@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +20,17 @@ from sluice.manifests import read_manifests
 from sluice.model.ids import pipeline_id, workspace_id
 from sluice.reconcile import apply
 from sluice.store import Store
-from sluice.store.schema import LATEST_VERSION, schema_version
+from sluice.store.schema import (
+    LATEST_VERSION,
+    api_keys,
+    connections,
+    metadata,
+    pipelines,
+    runs,
+    schema_version,
+    valid_pipelines_by_namespace,
+    workspaces,
+)
 from tests.support import EXAMPLES
 
 SEED_ID = pipeline_id("marketing", "export-customers")
@@ -56,6 +68,17 @@ def applied(store: Store, *paths: Path, prune: bool = False) -> dict[str, str]:
     }
 
 
+def served(store: Store, pipeline_id: int) -> tuple[str, dict[str, Any]] | None:
+    """The pipeline's namespace and body as the API serves it, decoded."""
+    found = store.pipeline(pipeline_id)
+    return None if found is None else (found[0], json.loads(found[1]))
+
+
+def listed(store: Store, namespace: str, **options: Any) -> tuple[list[dict[str, Any]], int]:
+    items, total = store.pipelines(namespace, **options)
+    return [json.loads(item) for item in items], total
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -69,7 +92,7 @@ def test_applying_creates_then_changes_nothing(store: Store, repo: Path) -> None
 
 def test_the_stored_pipeline_is_served_as_the_api_returns_it(store: Store, repo: Path) -> None:
     applied(store, repo)
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None
     namespace, body = found
     assert namespace == "marketing"
@@ -81,6 +104,23 @@ def test_the_stored_pipeline_is_served_as_the_api_returns_it(store: Store, repo:
     }
 
 
+def test_running_is_placed_in_the_body_whatever_its_texts_hold(store: Store, repo: Path) -> None:
+    # The served body is the stored JSON text with `running` spliced in: a description that
+    # reads like the member it precedes must not be taken for it.
+    edit(repo / "seed-pipeline.yaml", "description: Last Name", 'description: "scheduleStart"')
+    applied(store, repo)
+    found = served(store, SEED_ID)
+    assert found is not None
+    body = found[1]
+    assert list(body)[-3:] == ["running", "scheduleStart", "schedulePeriod"]
+    assert body["outSchema"]["properties"][0]["type"]["properties"][2] == {
+        "name": "lastname",
+        "type": {"kind": "string"},
+        "nullable": True,
+        "description": "scheduleStart",
+    }
+
+
 def test_an_invalid_edit_keeps_the_last_valid_version(store: Store, repo: Path) -> None:
     applied(store, repo)
     edit(repo / "seed-pipeline.yaml", "exportMode: CreateOnly", "exportMode: Sometimes")
@@ -88,7 +128,7 @@ def test_an_invalid_edit_keeps_the_last_valid_version(store: Store, repo: Path) 
     assert (
         result["ExportPipeline/export-customers"] == 'invalid: export mode "Sometimes" is not valid'
     )
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None and found[1]["exportMode"] == "CreateOnly"
     held = {s.resource.name: s for s in store.resources()}["export-customers"]
     assert held.valid and held.error is not None
@@ -106,7 +146,7 @@ def test_a_valid_edit_replaces_the_version_and_bumps_the_generation(
     applied(store, repo)
     edit(repo / "seed-pipeline.yaml", "exportMode: CreateOnly", "exportMode: CreateOrUpdate")
     assert applied(store, repo)["ExportPipeline/export-customers"] == "configured"
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None and found[1]["exportMode"] == "CreateOrUpdate"
     with store.engine.connect() as connection:
         generation = connection.execute(
@@ -137,7 +177,7 @@ def test_a_workspace_edit_revalidates_the_stored_pipelines(store: Store, repo: P
         assert result[f"ExportPipeline/{name}"].startswith(
             'invalid: in the input schema, "email" property has a maximum length of 254'
         )
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None  # the last valid version still stands
 
 
@@ -161,14 +201,14 @@ def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Pat
 
 def test_listing_pages_and_filters(store: Store, repo: Path) -> None:
     applied(store, repo)
-    items, total = store.pipelines("marketing")
+    items, total = listed(store, "marketing")
     assert total == 3 and [i["id"] for i in items] == sorted(i["id"] for i in items)
-    page, total = store.pipelines("marketing", first=1, limit=1)
+    page, total = listed(store, "marketing", first=1, limit=1)
     assert total == 3 and page == items[1:2]
-    enabled, total = store.pipelines("marketing", enabled=False)
+    enabled, total = listed(store, "marketing", enabled=False)
     assert total == 1 and enabled[0]["name"] == "Export loyal customers"
-    assert store.pipelines("marketing", connection_id=1) == ([], 0)
-    assert store.pipelines("sales") == ([], 0)
+    assert listed(store, "marketing", connection_id=1) == ([], 0)
+    assert listed(store, "sales") == ([], 0)
 
 
 def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Path) -> None:
@@ -182,7 +222,7 @@ def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Pat
         counts={"read": 10, "created": 10},
     )
     second = store.start_run(SEED_ID, "export-customers-2", start + timedelta(hours=1))
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None and found[1]["running"] is True
     runs, total = store.runs(SEED_ID)
     assert total == 2 and [r["id"] for r in runs] == [second, first]
@@ -198,7 +238,7 @@ def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Pat
         "errorSamples": [],
     }
     store.finish_run(second, ended_at=start + timedelta(hours=2), outcome="Failed", counts={})
-    found = store.pipeline(SEED_ID)
+    found = served(store, SEED_ID)
     assert found is not None and found[1]["running"] is False
 
 
@@ -211,6 +251,24 @@ def test_migrations_run_once_and_refuse_a_newer_store(store_url: str) -> None:
     store.close()
     with pytest.raises(RuntimeError, match="newer than this Sluice"):
         Store(store_url)
+
+
+def test_a_version_1_store_gets_the_index_of_valid_pipelines(store_url: str) -> None:
+    engine = sa.create_engine(store_url)
+    with engine.begin() as connection:
+        schema_version.create(connection)
+        connection.execute(schema_version.insert().values(version=1))
+        metadata.create_all(connection, tables=[workspaces, api_keys, connections, pipelines, runs])
+        # As version 1 left them: every pipeline indexed by namespace.
+        valid_pipelines_by_namespace.drop(connection)
+        connection.execute(
+            sa.text("CREATE INDEX pipelines_by_namespace ON pipelines (namespace, id)")
+        )
+    Store(store_url).close()
+    indexes = {index["name"] for index in sa.inspect(engine).get_indexes("pipelines")}
+    engine.dispose()
+    assert "pipelines_valid_by_namespace" in indexes
+    assert "pipelines_by_namespace" not in indexes
 
 
 def test_sluice_apply_prints_kubectl_lines_and_exits_1_on_invalid(

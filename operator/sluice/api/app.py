@@ -20,6 +20,7 @@ from sluice.api.errors import (
     install_error_handlers,
     invalid_pipeline_id,
     json_response,
+    json_text_response,
     raised_as_failures,
 )
 from sluice.api.observability import Metrics, ObservabilityMiddleware
@@ -128,7 +129,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
         with raised_as_failures():
             namespace = authenticator.namespace(caller)
         items, total = store.pipelines(namespace, first, limit, connection, enabled)
-        return json_response({"pipelines": items, "total": total})
+        return json_text_response(f'{{"pipelines":[{",".join(items)}],"total":{total}}}')
 
     @router.get(
         "/{id}",
@@ -138,7 +139,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     def get_pipeline(id: PipelineId, caller: Caller) -> Response:
         with raised_as_failures():
             namespace = authenticator.namespace(caller)
-            return json_response(_owned_pipeline(store, namespace, id))
+            return json_text_response(_owned_pipeline(store, namespace, id)[1])
 
     @router.get(
         "/{id}/runs",
@@ -148,8 +149,8 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     def list_runs(id: PipelineId, caller: Caller, first: First = 0, limit: Limit = 100) -> Response:
         with raised_as_failures():
             namespace = authenticator.namespace(caller)
-            owned = _owned_pipeline(store, namespace, id)
-        items, total = store.runs(owned["id"], first, limit)
+            pipeline_id = _owned_pipeline(store, namespace, id)[0]
+        items, total = store.runs(pipeline_id, first, limit)
         return json_response({"runs": items, "total": total})
 
     return router
@@ -184,17 +185,19 @@ def _operations_router(store: Store, metrics: Metrics) -> APIRouter:
     return router
 
 
-def _owned_pipeline(store: Store, namespace: str, text_id: str) -> dict[str, Any]:
-    """The pipeline's body if it is the caller's; another workspace's pipeline does not exist
-    for the caller, so the answer does not tell whether the id is taken."""
+def _owned_pipeline(store: Store, namespace: str, text_id: str) -> tuple[int, str]:
+    """The pipeline's id and body (JSON text) if it is the caller's; another workspace's
+    pipeline does not exist for the caller, so the answer does not tell whether the id is
+    taken."""
     if not _ID.match(text_id):
         raise invalid_pipeline_id(text_id)
     # Ids are drawn below MAX_ID: a larger one is well formed but names no pipeline (and
     # would overflow the SQL integer).
-    found = store.pipeline(int(text_id)) if int(text_id) <= MAX_ID else None
+    pipeline_id = int(text_id)
+    found = store.pipeline(pipeline_id) if pipeline_id <= MAX_ID else None
     if found is None or found[0] != namespace:
         raise not_found("pipeline does not exist")
-    return found[1]
+    return pipeline_id, found[1]
 
 
 def _store_reachable(store: Store) -> bool:

@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from sluice.model.errors import ApiError, bad_request
+from sluice.store.store import compact_json
 
 CODES = {
     400: "BadRequest",
@@ -60,8 +61,14 @@ def json_response(
     body: object, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A JSON response that keeps the members in the order given (no model in between)."""
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n"
-    return Response(text, status, headers=dict(headers or {}), media_type="application/json")
+    return json_text_response(compact_json(body), status, headers)
+
+
+def json_text_response(
+    text: str, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A response of JSON text already encoded (as the store keeps pipeline bodies)."""
+    return Response(text + "\n", status, headers=dict(headers or {}), media_type="application/json")
 
 
 def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> Response:

@@ -75,7 +75,17 @@ pipelines = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("namespace", "name", name="pipelines_namespace_name"),
 )
-sa.Index("pipelines_by_namespace", pipelines.c.namespace, pipelines.c.id)
+# The valid pipelines of a namespace, the API's listing: counting and paging read this index
+# only, not the rows with their bodies. (Version 1 indexed every pipeline by namespace, which
+# the planner could pick and then read each row's body to skip the invalid ones.)
+_VALID = pipelines.c.body.is_not(None)
+valid_pipelines_by_namespace = sa.Index(
+    "pipelines_valid_by_namespace",
+    pipelines.c.namespace,
+    pipelines.c.id,
+    sqlite_where=_VALID,
+    postgresql_where=_VALID,
+)
 
 runs = sa.Table(
     "runs",
@@ -102,9 +112,18 @@ def _create_v1(connection: sa.Connection) -> None:
     metadata.create_all(connection, tables=[workspaces, api_keys, connections, pipelines, runs])
 
 
+def _index_valid_pipelines(connection: sa.Connection) -> None:
+    connection.execute(sa.text("DROP INDEX IF EXISTS pipelines_by_namespace"))
+    # A new store got this index with its tables in version 1.
+    valid_pipelines_by_namespace.create(connection, checkfirst=True)
+
+
 #: Migrations by the version they bring the store to, applied in order on start. A released
 #: migration never changes: a new schema is a new entry.
-MIGRATIONS: tuple[tuple[int, Callable[[sa.Connection], None]], ...] = ((1, _create_v1),)
+MIGRATIONS: tuple[tuple[int, Callable[[sa.Connection], None]], ...] = (
+    (1, _create_v1),
+    (2, _index_valid_pipelines),
+)
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 

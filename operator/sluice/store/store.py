@@ -53,6 +53,11 @@ def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def compact_json(value: object) -> str:
+    """JSON as the API writes it: UTF-8 text, no spaces."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -66,7 +71,8 @@ class Store:
     """Stored state: resources (derived from manifests) and run history (kept only here)."""
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
+        # Compact JSON, as the API writes it: stored bodies are served as they are stored.
+        self.engine = sa.create_engine(url, json_serializer=compact_json)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         with self.engine.begin() as connection:
@@ -254,17 +260,13 @@ class Store:
     def workspace_for_key(self, key: str) -> tuple[int, str] | None:
         """The id and namespace of the workspace an API key opens, if any."""
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(workspaces.c.id, workspaces.c.namespace)
-                .join(api_keys, api_keys.c.namespace == workspaces.c.namespace)
-                .where(api_keys.c.digest == key_digest(key))
-            ).first()
+            row = connection.execute(_WORKSPACE_FOR_KEY, {"digest": key_digest(key)}).first()
         return None if row is None else (row.id, row.namespace)
 
     def workspace_namespace(self, workspace_id: int) -> str | None:
         with self.engine.connect() as connection:
             namespace: str | None = connection.execute(
-                sa.select(workspaces.c.namespace).where(workspaces.c.id == workspace_id)
+                _WORKSPACE_NAMESPACE, {"id": workspace_id}
             ).scalar()
         return namespace
 
@@ -281,14 +283,10 @@ class Store:
             )
             return {(row.namespace, row.name): row.id for row in rows}
 
-    def pipeline(self, pipeline_id: int) -> tuple[str, dict[str, Any]] | None:
-        """A valid pipeline's namespace and API body, ``running`` included."""
+    def pipeline(self, pipeline_id: int) -> tuple[str, str] | None:
+        """A valid pipeline's namespace and API body as JSON text, ``running`` included."""
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(pipelines.c.namespace, pipelines.c.body, _running()).where(
-                    pipelines.c.id == pipeline_id, pipelines.c.body.is_not(None)
-                )
-            ).first()
+            row = connection.execute(_PIPELINE_BODY, {"id": pipeline_id}).first()
         if row is None:
             return None
         return row.namespace, _with_running(row.body, row.running)
@@ -300,23 +298,31 @@ class Store:
         limit: int = 100,
         connection_id: int | None = None,
         enabled: bool | None = None,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """A page of a namespace's valid pipelines, by id, and how many there are in all."""
+    ) -> tuple[list[str], int]:
+        """A page of a namespace's valid pipelines, by id, as JSON text, and how many there
+        are in all."""
         condition = (pipelines.c.namespace == namespace) & pipelines.c.body.is_not(None)
         if connection_id is not None:
             condition &= pipelines.c.connection == connection_id
         if enabled is not None:
             condition &= pipelines.c.enabled == enabled
+        # The page's ids come from the index alone; only their bodies are read.
+        page = (
+            sa.select(pipelines.c.id)
+            .where(condition)
+            .order_by(pipelines.c.id)
+            .offset(first)
+            .limit(min(limit, MAX_PAGE))
+            .subquery()
+        )
         with self.engine.connect() as connection:
             total = connection.execute(
                 sa.select(sa.func.count()).select_from(pipelines).where(condition)
             ).scalar_one()
             rows = connection.execute(
-                sa.select(pipelines.c.body, _running())
-                .where(condition)
+                sa.select(_body_text(), _running())
+                .join_from(pipelines, page, page.c.id == pipelines.c.id)
                 .order_by(pipelines.c.id)
-                .offset(first)
-                .limit(min(limit, MAX_PAGE))
             )
             return [_with_running(row.body, row.running) for row in rows], total
 
@@ -380,14 +386,31 @@ def _running() -> sa.Label[bool]:
     return sa.exists(live).label("running")
 
 
-def _with_running(body: dict[str, Any], running: bool) -> dict[str, Any]:
-    # `running` sits between outSchema and scheduleStart in the API's member order.
-    out: dict[str, Any] = {}
-    for key, value in body.items():
-        if key == "scheduleStart":
-            out["running"] = bool(running)
-        out[key] = value
-    return out
+def _body_text() -> sa.Label[str]:
+    # The stored JSON text as is: decoding and encoding it again would cost more than the read.
+    return sa.cast(pipelines.c.body, sa.Text).label("body")
+
+
+def _with_running(body: str, running: bool) -> str:
+    """The stored body with ``running``, which sits between outSchema and scheduleStart in the
+    API's member order. scheduleStart and schedulePeriod are the last members and hold no
+    text, so the last "scheduleStart" in the body is the member itself."""
+    at = body.rindex('"scheduleStart"')
+    return f'{body[:at]}"running":{"true" if running else "false"},{body[at:]}'
+
+
+# The API's reads, built once: building a statement costs more than running it on SQLite.
+_WORKSPACE_FOR_KEY = (
+    sa.select(workspaces.c.id, workspaces.c.namespace)
+    .join(api_keys, api_keys.c.namespace == workspaces.c.namespace)
+    .where(api_keys.c.digest == sa.bindparam("digest"))
+)
+_WORKSPACE_NAMESPACE = sa.select(workspaces.c.namespace).where(
+    workspaces.c.id == sa.bindparam("id")
+)
+_PIPELINE_BODY = sa.select(pipelines.c.namespace, _body_text(), _running()).where(
+    pipelines.c.id == sa.bindparam("id"), pipelines.c.body.is_not(None)
+)
 
 
 def _run_body(row: sa.Row[Any]) -> dict[str, Any]:
