@@ -5,8 +5,11 @@ like ``sluice apply`` does). The API then runs under uvicorn on 127.0.0.1 in a c
 with one extra endpoint that returns a constant, and a single keep-alive httpx client sends
 2,000 requests to each of: that trivial endpoint, ``GET /v1/pipelines/{id}`` (random ids) and
 a 100-pipeline list page (random offsets). Reported: requests/s, p50 and p99 latency, and
-throughput as a ratio to the trivial endpoint's. Target: a pipeline GET keeps ≥ 50 % of the
-trivial endpoint's throughput. Exits 1 when the target is missed.
+throughput as a ratio to the trivial endpoint's. Then 100,000 more requests of every kind
+(pipelines, pages, unknown ids, unknown keys) while the server's resident memory is sampled.
+Targets: a pipeline GET keeps ≥ 50 % of the trivial endpoint's throughput, and memory stays
+flat: the last sample is within 5 % (or 4 MiB) of the one taken after the first 10,000
+requests. Exits 1 when a target is missed.
 
     .venv/bin/python benchmarks/bench_api.py
 """
@@ -40,6 +43,10 @@ PIPELINES = 10_000
 REQUESTS = 2_000
 WARMUP = 200
 TARGET_RATIO = 0.5
+MEMORY_REQUESTS = 100_000
+MEMORY_SAMPLES = 10
+MEMORY_SLACK = 0.05
+MEMORY_SLACK_BYTES = 4 * 2**20
 KEY = "api_marketing_dashboard_change_me"
 
 
@@ -107,6 +114,34 @@ def measure(client: httpx.Client, path: Callable[[], str]) -> tuple[float, float
     return REQUESTS / elapsed, cuts[49] * 1000, cuts[98] * 1000
 
 
+def resident_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+def memory_samples(client: httpx.Client, pid: int, ids: list[int], rng: random.Random) -> list[int]:
+    """The server's resident memory after each tenth of MEMORY_REQUESTS mixed requests."""
+    valid = {"Authorization": f"Bearer {KEY}"}
+    requests: list[Callable[[], tuple[str, dict[str, str], int]]] = [
+        lambda: (f"/v1/pipelines/{rng.choice(ids)}", valid, 200),
+        lambda: (f"/v1/pipelines?first={rng.randrange(len(ids))}&limit=10", valid, 200),
+        lambda: (f"/v1/pipelines/{rng.randrange(1, 2**31)}", valid, 404),
+        # Unknown keys, each new: the key lookup's memory must stay bounded.
+        lambda: ("/v1/pipelines", {"Authorization": f"Bearer api_{rng.getrandbits(64)}"}, 401),
+    ]
+    samples = []
+    for _ in range(MEMORY_SAMPLES):
+        for _ in range(MEMORY_REQUESTS // MEMORY_SAMPLES):
+            path, headers, status = rng.choice(requests)()
+            answered = client.get(path, headers=headers).status_code
+            if answered != status:
+                raise RuntimeError(f"GET {path} answered {answered}, expected {status}")
+        samples.append(resident_bytes(pid))
+    return samples
+
+
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
@@ -131,6 +166,9 @@ def main() -> int:
                         client, lambda: f"/v1/pipelines?first={rng.randrange(len(ids) - 100)}"
                     ),
                 }
+                started = time.perf_counter()
+                samples = memory_samples(client, server.pid, ids, rng)
+                memory_seconds = time.perf_counter() - started
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -140,7 +178,15 @@ def main() -> int:
         print(f"{name:26} {rate:8.0f} {p50:8.2f} {p99:8.2f} {rate / baseline:6.2f}")
     ratio = results["GET /v1/pipelines/{id}"][0] / baseline
     print(f"target: pipeline GET ≥ {TARGET_RATIO:.0%} of the trivial endpoint: {ratio:.0%}")
-    return 0 if ratio >= TARGET_RATIO else 1
+    mebibytes = " ".join(f"{sample / 2**20:.1f}" for sample in samples)
+    print(f"server memory (MiB) every {MEMORY_REQUESTS // MEMORY_SAMPLES:,} requests: {mebibytes}")
+    growth = samples[-1] - samples[0]
+    allowed = max(samples[0] * MEMORY_SLACK, MEMORY_SLACK_BYTES)
+    print(
+        f"target: memory flat over {MEMORY_REQUESTS:,} requests ({memory_seconds:.0f}s): "
+        f"{growth / 2**20:+.1f} MiB after the first sample (allowed {allowed / 2**20:.1f})"
+    )
+    return 0 if ratio >= TARGET_RATIO and growth <= allowed else 1
 
 
 if __name__ == "__main__":
