@@ -8,12 +8,12 @@ pipelines that depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 
 from sluice.manifests import Manifests
 from sluice.model.errors import ApiError
-from sluice.model.resources import Resource, validate_resources
+from sluice.model.resources import Outcome, Resource, SecretKeys, validate_resources
 from sluice.model.specs import API_GROUP
 from sluice.model.workspace import Workspace
 from sluice.store import Change, Store
@@ -41,65 +41,105 @@ class Applied:
         return f"{subject} {self.change}{suffix}"
 
 
-def apply(
-    store: Store, manifests: Manifests, connectors: Collection[str], prune: bool = False
-) -> list[Applied]:
-    """Save every given resource; with ``prune``, remove the stored ones not given.
+@dataclass(frozen=True)
+class Reconciled:
+    """One resource's validation outcome and what saving it did."""
 
-    Stored resources that were not given but whose validity changed (a pipeline whose
-    Workspace was just edited) are saved and reported too.
+    outcome: Outcome
+    change: Change
+
+
+#: A valid Workspace's keys to the read-only API; None when unknown (the stored ones stay).
+ApiKeys = Callable[[Workspace], list[str] | None]
+
+
+def reconcile(
+    store: Store,
+    given: Iterable[Resource],
+    connectors: Collection[str],
+    *,
+    secrets: SecretKeys,
+    api_keys: ApiKeys,
+    prune: bool = False,
+) -> tuple[list[Reconciled], list[Resource]]:
+    """Save the given resources, validated with what the store holds, in one transaction.
+
+    Returns the outcome of every given resource and of every stored one whose validity or body
+    changed (a pipeline whose Workspace was just edited), and, with ``prune``, the stored
+    resources that were not given and were removed.
     """
-    given = {_key(o.resource): o.resource for o in manifests.objects}
+    given_by_key = {_key(resource): resource for resource in given}
     stored = {_key(s.resource): s for s in store.resources()}
-    resources = dict(given)
+    resources = dict(given_by_key)
     if not prune:
         for key, held in stored.items():
-            if key not in given and held.valid:
+            if key not in given_by_key and held.valid:
                 resources.setdefault(key, held.resource)
     outcomes = validate_resources(
-        resources.values(),
-        connectors,
-        secrets=manifests.secrets,
-        existing_ids=store.pipeline_ids(),
+        resources.values(), connectors, secrets=secrets, existing_ids=store.pipeline_ids()
     )
-    applied: list[Applied] = []
-    # One transaction: an apply lands whole or not at all, and commits once however many
+    reconciled: list[Reconciled] = []
+    pruned: list[Resource] = []
+    # One transaction: a reconcile lands whole or not at all, and commits once however many
     # objects it holds.
     with store.transaction() as connection:
         for outcome in outcomes:
-            keys = (
-                _api_keys(outcome.value, manifests)
-                if isinstance(outcome.value, Workspace)
-                else None
-            )
+            keys = api_keys(outcome.value) if isinstance(outcome.value, Workspace) else None
             change = store.save(outcome, api_keys=keys, connection=connection)
-            key = _key(outcome.resource)
-            if key in given or change is not Change.UNCHANGED:
-                applied.append(Applied(outcome.resource, change, outcome.error))
+            if _key(outcome.resource) in given_by_key or change is not Change.UNCHANGED:
+                reconciled.append(Reconciled(outcome, change))
         if prune:
             for key, held in sorted(stored.items()):
-                if key not in given:
+                if key not in given_by_key:
                     store.delete(*key, connection=connection)
-                    applied.append(Applied(held.resource, Change.PRUNED))
+                    pruned.append(held.resource)
+    return reconciled, pruned
+
+
+def apply(
+    store: Store, manifests: Manifests, connectors: Collection[str], prune: bool = False
+) -> list[Applied]:
+    """Save every resource of the manifests; with ``prune``, remove the stored ones not given."""
+    reconciled, pruned = reconcile(
+        store,
+        manifests.resources,
+        connectors,
+        secrets=manifests.secrets,
+        api_keys=lambda workspace: _api_keys(workspace, manifests.secrets),
+        prune=prune,
+    )
     workspace_ids = store.workspace_ids()
-    return [
-        replace(item, workspace_id=workspace_ids.get(item.resource.namespace))
-        if item.resource.kind == "Workspace" and item.error is None
-        else item
-        for item in applied
+    applied = [
+        Applied(
+            item.outcome.resource,
+            item.change,
+            item.outcome.error,
+            workspace_ids.get(item.outcome.resource.namespace)
+            if isinstance(item.outcome.value, Workspace)
+            else None,
+        )
+        for item in reconciled
     ]
+    return applied + [Applied(resource, Change.PRUNED) for resource in pruned]
 
 
-def _api_keys(workspace: Workspace, manifests: Manifests) -> list[str] | None:
+def _api_keys(
+    workspace: Workspace, secrets: Mapping[tuple[str, str], Mapping[str, str]]
+) -> list[str] | None:
     """The workspace's API keys, one per line of its Secret key; None when that Secret is not
-    among the manifests (then the stored keys stay)."""
+    known (then the stored keys stay)."""
     reference = workspace.api_keys_secret
     if reference is None:
         return []
-    values = manifests.secrets.get((workspace.namespace, reference.name))
+    values = secrets.get((workspace.namespace, reference.name))
     if values is None or reference.key not in values:
         return None
-    return [line.strip() for line in values[reference.key].splitlines() if line.strip()]
+    return api_keys_in(values[reference.key])
+
+
+def api_keys_in(text: str) -> list[str]:
+    """The keys of an API keys Secret value: one per line."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _key(resource: Resource) -> Key:

@@ -24,7 +24,7 @@ from sluice.apps.catalog import CONNECTORS
 from sluice.manifests import read_manifests
 from sluice.model.ids import MAX_ID, pipeline_id, workspace_id
 from sluice.reconcile import apply
-from sluice.store import Store
+from sluice.store import FinishedRun, Store
 from tests.support import EXAMPLES, SEED_PAYLOAD
 
 SEED_ID = pipeline_id("marketing", "export-customers")
@@ -285,7 +285,7 @@ def test_runs_are_listed_newest_first(client: TestClient, store: Store) -> None:
     for hour in range(3):
         run = store.start_run(SEED_ID, f"job-{hour}", start + timedelta(hours=hour))
         store.finish_run(
-            run, ended_at=start + timedelta(hours=hour, minutes=5), outcome="Succeeded", counts={}
+            run, FinishedRun(start + timedelta(hours=hour, minutes=5), "Succeeded", {})
         )
     response = client.get(f"/v1/pipelines/{SEED_ID}/runs", headers=MARKETING)
     body = response.json()

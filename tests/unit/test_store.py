@@ -19,7 +19,7 @@ from sluice.cli import main
 from sluice.manifests import read_manifests
 from sluice.model.ids import pipeline_id, workspace_id
 from sluice.reconcile import apply
-from sluice.store import Store
+from sluice.store import FinishedRun, Store
 from sluice.store.schema import (
     LATEST_VERSION,
     api_keys,
@@ -217,9 +217,7 @@ def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Pat
     first = store.start_run(SEED_ID, "export-customers-1", start)
     store.finish_run(
         first,
-        ended_at=start + timedelta(minutes=1),
-        outcome="Succeeded",
-        counts={"read": 10, "created": 10},
+        FinishedRun(start + timedelta(minutes=1), "Succeeded", {"read": 10, "created": 10}),
     )
     second = store.start_run(SEED_ID, "export-customers-2", start + timedelta(hours=1))
     found = served(store, SEED_ID)
@@ -237,9 +235,27 @@ def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Pat
         "error": None,
         "errorSamples": [],
     }
-    store.finish_run(second, ended_at=start + timedelta(hours=2), outcome="Failed", counts={})
+    store.finish_run(second, FinishedRun(start + timedelta(hours=2), "Failed", {}))
     found = served(store, SEED_ID)
     assert found is not None and found[1]["running"] is False
+
+
+def test_a_job_seen_many_times_is_one_run_finished_once(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    start = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    finished = FinishedRun(start + timedelta(minutes=2), "PartiallyFailed", {"read": 5}, "1 failed")
+    run, newly_finished = store.record_job_run(SEED_ID, "export-customers-7", start)
+    assert not newly_finished
+    assert store.record_job_run(SEED_ID, "export-customers-7", start) == (run, False)
+    assert store.record_job_run(SEED_ID, "export-customers-7", start, finished) == (run, True)
+    assert store.record_job_run(SEED_ID, "export-customers-7", start, finished) == (run, False)
+    runs, total = store.runs(SEED_ID)
+    assert total == 1
+    assert (runs[0]["outcome"], runs[0]["error"], runs[0]["endTime"]) == (
+        "PartiallyFailed",
+        "1 failed",
+        "2026-11-26T10:02:00Z",
+    )
 
 
 def test_migrations_run_once_and_refuse_a_newer_store(store_url: str) -> None:
@@ -336,6 +352,15 @@ def test_workspace_api_keys_are_stored_as_digests(store: Store, repo: Path) -> N
     )
     applied(store, repo / "workspace.yaml")
     assert store.workspace_for_key("api_rotated") is None
+
+
+def test_a_key_listed_by_two_workspaces_opens_the_first_only(store: Store, repo: Path) -> None:
+    applied(store, repo)
+    sales = repo / "sales.yaml"
+    sales.write_text((repo / "workspace.yaml").read_text().replace("marketing", "sales"))
+    assert applied(store, sales)["Workspace/sales"] == "created"
+    marketing = (workspace_id("marketing"), "marketing")
+    assert store.workspace_for_key("api_marketing_dashboard_change_me") == marketing
 
 
 def test_a_missing_api_keys_secret_key_is_reported(store: Store, repo: Path) -> None:

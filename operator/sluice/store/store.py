@@ -44,6 +44,26 @@ class StoredResource:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """How a run ended."""
+
+    ended_at: datetime
+    outcome: str
+    counts: dict[str, int]
+    error: str | None = None
+    error_samples: list[dict[str, Any]] | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "counts": self.counts,
+            "error": self.error,
+            "error_samples": self.error_samples or [],
+        }
+
+
 def error_record(error: ApiError) -> dict[str, Any]:
     record: dict[str, Any] = {"status": error.status, **error.body()["error"]}
     return record
@@ -174,7 +194,9 @@ class Store:
     @staticmethod
     def _replace_api_keys(connection: sa.Connection, namespace: str, keys: Sequence[str]) -> None:
         connection.execute(api_keys.delete().where(api_keys.c.namespace == namespace))
-        digests = sorted({key_digest(key) for key in keys})
+        # A key opens one workspace: one already held by another workspace stays with it.
+        held = set(connection.execute(sa.select(api_keys.c.digest)).scalars())
+        digests = sorted({key_digest(key) for key in keys} - held)
         if digests:
             connection.execute(
                 api_keys.insert(), [{"digest": d, "namespace": namespace} for d in digests]
@@ -339,28 +361,44 @@ class Store:
             assert key is not None
             return int(key[0])
 
-    def finish_run(
-        self,
-        run_id: int,
-        *,
-        ended_at: datetime,
-        outcome: str,
-        counts: dict[str, int],
-        error: str | None = None,
-        error_samples: list[dict[str, Any]] | None = None,
-    ) -> None:
+    def finish_run(self, run_id: int, finished: FinishedRun) -> None:
         with self.transaction() as connection:
             connection.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(
-                    ended_at=ended_at,
-                    outcome=outcome,
-                    counts=counts,
-                    error=error,
-                    error_samples=error_samples or [],
-                )
+                runs.update().where(runs.c.id == run_id).values(**finished.columns())
             )
+
+    def record_job_run(
+        self,
+        pipeline_id: int,
+        job_name: str,
+        started_at: datetime,
+        finished: FinishedRun | None = None,
+    ) -> tuple[int, bool]:
+        """The run of a Job, recorded once whatever how often the Job is seen: created when first
+        seen, finished when first seen finished. Returns its id and whether this call finished
+        it (so the finish is announced once)."""
+        with self.transaction() as connection:
+            row = connection.execute(
+                sa.select(runs.c.id, runs.c.ended_at).where(
+                    runs.c.pipeline == pipeline_id, runs.c.job_name == job_name
+                )
+            ).first()
+            if row is None:
+                inserted = connection.execute(
+                    runs.insert().values(
+                        pipeline=pipeline_id, job_name=job_name, started_at=started_at
+                    )
+                ).inserted_primary_key
+                assert inserted is not None
+                run_id, ended = int(inserted[0]), False
+            else:
+                run_id, ended = row.id, row.ended_at is not None
+            if finished is None or ended:
+                return run_id, False
+            connection.execute(
+                runs.update().where(runs.c.id == run_id).values(**finished.columns())
+            )
+            return run_id, True
 
     def runs(
         self, pipeline_id: int, first: int = 0, limit: int = 100
