@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench crds clean
+.PHONY: demo test lint typecheck unit bench crds cluster cluster-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy operator
 
+# Includes tests/e2e, which start a real Kubernetes control plane (tests/cluster.py); the first
+# run builds its binaries from source into SLUICE_CACHE (default ~/.cache/sluice), printing
+# its progress.
 unit: $(STAMP)
 	@bash scripts/ensure-postgres.sh
 	$(BIN)/pytest
@@ -42,6 +45,13 @@ bench: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/sluice crds --output crds/
+
+# A local control plane that outlives the command, for trying the operator by hand.
+cluster: $(STAMP)
+	$(BIN)/python -m tests.cluster up
+
+cluster-down: $(STAMP)
+	$(BIN)/python -m tests.cluster down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
