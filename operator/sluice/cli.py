@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from typing import TextIO
 
 from sluice.api import serve
 from sluice.apps.catalog import CONNECTORS
+from sluice.controller.runner import RunnerSettings
 from sluice.crds import render_crds
 from sluice.manifests import Manifests, Problem, SluiceObject, read_manifests
 from sluice.mapping import Purpose
@@ -172,12 +175,44 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
     return 1 if any(item.error for item in applied) else 0
 
 
+def admin_api_keys() -> list[str]:
+    """The admin keys given in ``$SLUICE_ADMIN_API_KEYS`` (comma-separated)."""
+    keys = [key.strip() for key in os.environ.get("SLUICE_ADMIN_API_KEYS", "").split(",")]
+    return [key for key in keys if key]
+
+
 def cmd_api(args: argparse.Namespace, out: TextIO) -> int:
     """Serve the read-only API on the store until interrupted."""
-    admin_keys = [k.strip() for k in os.environ.get("SLUICE_ADMIN_API_KEYS", "").split(",")]
     try:
-        serve(args.store, args.listen, [key for key in admin_keys if key])
+        serve(args.store, args.listen, admin_api_keys())
     except ValueError as err:  # a malformed --listen or admin key
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
+    """Reconcile the cluster's resources until SIGINT or SIGTERM."""
+    # Imported here: kopf and the Kubernetes client are heavy, and only this command needs them.
+    from sluice.controller.process import run_operator  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One line per request or handler call would bury what the operator decided.
+    for chatty in ("httpx", "httpx2", "kopf.objects", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        runner = RunnerSettings.from_env(os.environ)
+        asyncio.run(
+            run_operator(
+                args.store,
+                api_listen=None if args.no_api else args.api_listen,
+                admin_keys=admin_api_keys(),
+                runner=runner,
+                liveness=args.liveness,
+                peering=args.peering,
+            )
+        )
+    except ValueError as err:  # a malformed setting
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -276,6 +311,31 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_option(api_command)
     api_command.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
     api_command.set_defaults(run=cmd_api)
+
+    operator_command = commands.add_parser(
+        "operator",
+        help="run the Kubernetes operator (and the read-only API)",
+        description="Watch Workspaces, Connections and ExportPipelines in every namespace, "
+        "reconcile them into the store and into one CronJob per pipeline, and report in their "
+        "status. Kubeconfig: in-cluster, then $KUBECONFIG or ~/.kube/config. Runner pods: "
+        "$SLUICE_RUNNER_IMAGE, $SLUICE_RUNNER_PULL_POLICY, $SLUICE_RUNNER_RESOURCES, "
+        "$SLUICE_RUNNER_SERVICE_ACCOUNT.",
+    )
+    add_store_option(operator_command)
+    api_choice = operator_command.add_mutually_exclusive_group()
+    api_choice.add_argument("--api-listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    api_choice.add_argument("--no-api", action="store_true", help="do not serve the API")
+    operator_command.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
+    )
+    operator_command.add_argument(
+        "--peering",
+        action="store_true",
+        help="take part in the 'sluice' ClusterKopfPeering: one replica works at a time",
+    )
+    operator_command.set_defaults(run=cmd_operator)
 
     crds = commands.add_parser("crds", help="print or write the CustomResourceDefinitions")
     crds.add_argument("--output", "-o", metavar="DIR", help="write one file per CRD into DIR")

@@ -611,10 +611,10 @@ RESOURCE_KINDS: tuple[ResourceKind, ...] = (
             _column("Last Run", ".status.lastRun.finishedAt", "When the last run ended.", "date"),
             _AGE_COLUMN,
             _column("Connection", ".spec.connection", "The connection's id or name.", wide=True),
-            _column("Id", ".status.pipelineId", "The pipeline's id.", "integer", wide=True),
+            _column("Id", ".status.id", "The pipeline's id.", "integer", wide=True),
         ),
         status_properties={
-            "pipelineId": {
+            "id": {
                 **_INT64,
                 "description": "The pipeline's id, as the read-only API shows it.",
             },

@@ -560,7 +560,7 @@ def test_status_is_a_subresource_keeping_unknown_members(kind: str) -> None:
     status = node_at(kind, "status")
     assert status["x-kubernetes-preserve-unknown-fields"] is True
     assert status["properties"]["observedGeneration"]["type"] == "integer"
-    assert ("pipelineId" in status["properties"]) == (kind == "ExportPipeline")
+    assert ("id" in status["properties"]) == (kind == "ExportPipeline")
     conditions = status["properties"]["conditions"]
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]
     condition = conditions["items"]
@@ -597,7 +597,7 @@ AGE = ".metadata.creationTimestamp"
                 ("Last Run", "date", ".status.lastRun.finishedAt", 0),
                 ("Age", "date", AGE, 0),
                 ("Connection", "string", ".spec.connection", 1),
-                ("Id", "integer", ".status.pipelineId", 1),
+                ("Id", "integer", ".status.id", 1),
             ],
         ),
         (

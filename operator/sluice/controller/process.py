@@ -1,0 +1,133 @@
+"""``sluice operator``: kopf's watchers, the reconciler and (by default) the read-only API, in
+one asyncio loop, stopped together on SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Collection, Iterator
+from typing import Any
+
+import kopf
+import uvicorn
+
+from sluice.api.app import create_app
+from sluice.api.server import parse_listen
+from sluice.controller.kube import Kube
+from sluice.controller.operator import Operator
+from sluice.controller.runner import RunnerSettings
+from sluice.model.resources import KINDS
+from sluice.model.specs import API_GROUP
+from sluice.store import Store
+
+log = logging.getLogger("sluice.operator")
+
+#: Every replica takes part in this ClusterKopfPeering (when its CRD is installed): the one of
+#: highest priority works, the others wait, so two replicas never fight over an object.
+PEERING_NAME = "sluice"
+
+
+def registry(operator: Operator) -> kopf.OperatorRegistry:
+    """kopf's handlers: event handlers only (no finalizers, no annotations on user objects),
+    each recording what it saw and waking the reconciler."""
+    handlers = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=handlers)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    for kind in KINDS:
+
+        def observed(event: kopf.RawEvent, body: kopf.Body, kind: str = kind, **_: Any) -> None:
+            operator.observe(kind, event.get("type"), body)
+
+        kopf.on.event(API_GROUP, "v1", kind.lower() + "s", registry=handlers, id=kind)(observed)
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": "sluice"}, registry=handlers
+    )
+    async def job_changed(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
+        if event.get("type") != "DELETED":
+            await operator.observe_job(body)
+
+    @kopf.on.probe(registry=handlers, id="reconciled")
+    def reconciled(**_: Any) -> bool:
+        return operator.ready.is_set()
+
+    return handlers
+
+
+def settings(peering: bool) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.peering.standalone = not peering
+    configured.peering.clusterwide = True
+    configured.peering.name = PEERING_NAME
+    # Distinct priorities: replicas of equal priority would all pause.
+    configured.peering.priority = random.randint(1, 2**31 - 1)
+    # kopf's own Events only for errors: ours say what changed.
+    configured.posting.level = logging.WARNING
+    return configured
+
+
+async def run_operator(
+    store_url: str,
+    *,
+    api_listen: str | None,
+    admin_keys: Collection[str],
+    runner: RunnerSettings,
+    liveness: str | None = None,
+    peering: bool = False,
+) -> None:
+    store = Store(store_url)
+    kube = Kube.from_environment()
+    operator = Operator(store, kube, runner)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    tasks = [
+        asyncio.create_task(
+            kopf.operator(
+                registry=registry(operator),
+                settings=settings(peering),
+                clusterwide=True,
+                stop_flag=stop,
+                liveness_endpoint=liveness,
+            ),
+            name="kopf",
+        ),
+        asyncio.create_task(operator.run(stop), name="reconciler"),
+    ]
+    api = None
+    if api_listen is not None:
+        host, port = parse_listen(api_listen)
+        config = uvicorn.Config(
+            create_app(store, admin_keys), host=host, port=port, server_header=False
+        )
+        api = _EmbeddedServer(config)
+        tasks.append(asyncio.create_task(api.serve(), name="api"))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not stop.is_set() and task.exception() is not None:
+                log.error("%s stopped", task.get_name(), exc_info=task.exception())
+    finally:
+        stop.set()
+        if api is not None:
+            api.should_exit = True
+        await asyncio.wait(tasks, timeout=30)
+        for task in tasks:
+            task.cancel()
+        await kube.close()
+        store.close()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the operator's loop owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -1,0 +1,91 @@
+"""`sluice operator` run as users run it, for the e2e tests and the operator benchmark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+WAIT_SECONDS = 60.0
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT_SECONDS) -> Any:
+    """The first truthy result of ``check``, polled until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class OperatorProcess:
+    """`sluice operator` as users run it, on a SQLite store, with the API on a free port."""
+
+    def __init__(self, cluster: Cluster, folder: Path) -> None:
+        self.cluster = cluster
+        self.store = f"sqlite:///{folder / 'store.db'}"
+        self.log = folder / "operator.log"
+        self.api = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        environment = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig)}
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "sluice"),
+                    "operator",
+                    "--store",
+                    self.store,
+                    "--api-listen",
+                    self.api.removeprefix("http://"),
+                ],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        eventually(self._api_up, "the operator's API")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise AssertionError("the operator did not stop within 30 s of SIGTERM") from None
+        finally:
+            self.process = None
+
+    def _api_up(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{self.log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.api}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
