@@ -224,6 +224,7 @@ def test_runs_newest_first_and_running_while_one_is_live(store: Store, repo: Pat
     assert found is not None and found[1]["running"] is True
     runs, total = store.runs(SEED_ID)
     assert total == 2 and [r["id"] for r in runs] == [second, first]
+    assert store.latest_runs() == {SEED_ID: runs[0]}
     assert runs[1] == {
         "id": first,
         "pipeline": SEED_ID,

@@ -43,6 +43,8 @@ RECONCILE_ANNOTATION = "reconcile.fluxcd.io/requestedAt"
 #: A full pass also runs this often without events: Secrets holding API keys are not watched,
 #: and the next-run time in statuses moves on.
 RESYNC_SECONDS = 60.0
+#: Objects reconciled at once in a pass: requests to the API server overlap, in bounds.
+CONCURRENCY = 16
 #: After a failed pass, wait this long before the next (the failure is logged).
 RETRY_SECONDS = 5.0
 
@@ -183,21 +185,33 @@ class Operator:
             )
         namespaces = _valid_by_namespace(reconciled)
         workspace_ids = await asyncio.to_thread(self.store.workspace_ids)
-        for item in reconciled:
+        last_runs = await asyncio.to_thread(self.store.latest_runs)
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def reconcile_one(item: Reconciled) -> None:
             resource = item.outcome.resource
             obj = objects.get((resource.kind, resource.namespace, resource.name))
             if obj is None:
-                continue
-            if resource.kind == "ExportPipeline":
-                await self._reconcile_pipeline(obj, item.outcome, namespaces[resource.namespace])
-            else:
-                extra = {}
-                if resource.kind == "Workspace" and item.outcome.error is None:
-                    extra["id"] = workspace_ids.get(resource.namespace)
-                await self._write_status(obj, self._accepted_conditions(item.outcome), extra)
+                return
+            async with gate:
+                if resource.kind == "ExportPipeline":
+                    await self._reconcile_pipeline(
+                        obj, item.outcome, namespaces[resource.namespace], last_runs
+                    )
+                else:
+                    extra = {}
+                    if resource.kind == "Workspace" and item.outcome.error is None:
+                        extra["id"] = workspace_ids.get(resource.namespace)
+                    await self._write_status(obj, self._accepted_conditions(item.outcome), extra)
+
+        await asyncio.gather(*(reconcile_one(item) for item in reconciled))
 
     async def _reconcile_pipeline(
-        self, obj: dict[str, Any], outcome: Outcome, namespace: _Namespace
+        self,
+        obj: dict[str, Any],
+        outcome: Outcome,
+        namespace: _Namespace,
+        last_runs: Mapping[int, dict[str, Any]],
     ) -> None:
         metadata = obj["metadata"]
         current = obj.get("status") or {}
@@ -209,7 +223,7 @@ class Operator:
         forced = reconcile_token is not None and reconcile_token != current.get(
             "lastHandledReconcileAt"
         )
-        last_run = await self._last_run(pipeline_id)
+        last_run = last_runs.get(pipeline_id)
         running = bool(last_run and last_run["endTime"] is None)
         pipeline = outcome.value
         if isinstance(pipeline, Pipeline):
@@ -355,10 +369,6 @@ class Operator:
             if value is not None:
                 found[(namespace, reference["name"], key)] = api_keys_in(value)
         return found
-
-    async def _last_run(self, pipeline_id: int) -> dict[str, Any] | None:
-        runs, _ = await asyncio.to_thread(self.store.runs, pipeline_id, 0, 1)
-        return runs[0] if runs else None
 
     def _pipeline_of(self, namespace: str, pipeline_id: int) -> dict[str, Any] | None:
         for (kind, ns, _), obj in self.objects.items():

@@ -28,6 +28,8 @@ log = logging.getLogger("sluice.operator")
 #: Every replica takes part in this ClusterKopfPeering (when its CRD is installed): the one of
 #: highest priority works, the others wait, so two replicas never fight over an object.
 PEERING_NAME = "sluice"
+#: How long a stop waits for the watchers, a pass in progress and the API to end on their own.
+STOP_SECONDS = 10.0
 
 
 def registry(operator: Operator) -> kopf.OperatorRegistry:
@@ -118,9 +120,11 @@ async def run_operator(
         stop.set()
         if api is not None:
             api.should_exit = True
-        await asyncio.wait(tasks, timeout=30)
+        # A pass cut short is safe: the store was written in one transaction before it.
+        await asyncio.wait(tasks, timeout=STOP_SECONDS)
         for task in tasks:
             task.cancel()
+        await asyncio.wait(tasks, timeout=STOP_SECONDS)
         await kube.close()
         store.close()
 

@@ -400,6 +400,13 @@ class Store:
             )
             return run_id, True
 
+    def latest_runs(self) -> dict[int, dict[str, Any]]:
+        """Each pipeline's newest run, by pipeline id."""
+        newest = sa.select(sa.func.max(runs.c.id)).group_by(runs.c.pipeline)
+        with self.engine.connect() as connection:
+            rows = connection.execute(sa.select(runs).where(runs.c.id.in_(newest)))
+            return {row.pipeline: _run_body(row) for row in rows}
+
     def runs(
         self, pipeline_id: int, first: int = 0, limit: int = 100
     ) -> tuple[list[dict[str, Any]], int]:
