@@ -42,10 +42,13 @@ def free_port() -> int:
 class OperatorProcess:
     """`sluice operator` as users run it, on a SQLite store, with the API on a free port."""
 
-    def __init__(self, cluster: Cluster, folder: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, folder: Path, *options: str, name: str = "operator"
+    ) -> None:
         self.cluster = cluster
+        self.options = options
         self.store = f"sqlite:///{folder / 'store.db'}"
-        self.log = folder / "operator.log"
+        self.log = folder / f"{name}.log"
         self.api = f"http://127.0.0.1:{free_port()}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -60,6 +63,7 @@ class OperatorProcess:
                     self.store,
                     "--api-listen",
                     self.api.removeprefix("http://"),
+                    *self.options,
                 ],
                 env=environment,
                 stdout=log,

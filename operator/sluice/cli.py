@@ -209,7 +209,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
                 admin_keys=admin_api_keys(),
                 runner=runner,
                 liveness=args.liveness,
-                peering=args.peering,
+                lease_namespace=args.lease_namespace if args.leader_elect else None,
             )
         )
     except ValueError as err:  # a malformed setting
@@ -331,9 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz",
     )
     operator_command.add_argument(
-        "--peering",
+        "--leader-elect",
         action="store_true",
-        help="take part in the 'sluice' ClusterKopfPeering: one replica works at a time",
+        help="elect a leader through a Lease: with several replicas, one writes at a time",
+    )
+    operator_command.add_argument(
+        "--lease-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        metavar="NAMESPACE",
+        help="where the Lease sluice-operator lives (default: $POD_NAMESPACE or default)",
     )
     operator_command.set_defaults(run=cmd_operator)
 

@@ -417,3 +417,50 @@ def _contains(actual: Any, expected: Any) -> bool:
             and all(_contains(a, e) for a, e in zip(actual, expected, strict=True))
         )
     return bool(actual == expected)
+
+
+def test_two_replicas_elect_one_writer_and_the_other_takes_over(
+    cluster: Cluster, operator: OperatorProcess, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # The module's operator writes without election: stopped here, restarted at the end.
+    operator.stop()
+    replicas = [
+        OperatorProcess(cluster, tmp_path, "--leader-elect", name=f"replica-{n}") for n in (1, 2)
+    ]
+    try:
+        for replica in replicas:
+            replica.start()
+
+        def holder() -> str:
+            return kubectl(
+                "get",
+                "lease",
+                "sluice-operator",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.spec.holderIdentity}",
+                check=False,
+            ).stdout
+
+        leader = eventually(holder, "a lease holder")
+        assert leader.endswith(tuple(f"-{r.process.pid}" for r in replicas if r.process))
+        workspace = ExampleNamespace(kubectl, tmp_path, "e2e-replicas")
+        wait_ready(workspace)
+        # The leader stops: the other replica takes the lease and reconciles an edit.
+        first = next(r for r in replicas if r.process and leader.endswith(f"-{r.process.pid}"))
+        first.stop()
+        eventually(lambda: holder() not in ("", leader), "the other replica holding the lease")
+        workspace.patch("export-customers", {"spec": {"enabled": False}})
+        eventually(
+            lambda: (
+                workspace.condition("export-customers", "Ready")["message"]
+                == "pipeline is disabled"
+            ),
+            "the edit reconciled by the new leader",
+        )
+    finally:
+        for replica in replicas:
+            replica.stop()
+        kubectl("delete", "namespace", "e2e-replicas", "--wait=false", check=False)
+        operator.start()

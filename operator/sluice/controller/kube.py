@@ -41,7 +41,7 @@ class Kube:
     """The Kubernetes API as the operator uses it."""
 
     def __init__(self, client: AsyncClient) -> None:
-        self._client = client
+        self.client = client
 
     @classmethod
     def from_environment(cls) -> Kube:
@@ -49,22 +49,22 @@ class Kube:
         return cls(AsyncClient(KubeConfig.from_env(), field_manager=FIELD_MANAGER))
 
     async def close(self) -> None:
-        await self._client.close()
+        await self.client.close()
 
     async def list_objects(self, kind: str) -> list[dict[str, Any]]:
         """Every object of one of our kinds, in every namespace."""
         found = []
-        async for item in self._client.list(RESOURCES[kind], namespace="*"):
+        async for item in self.client.list(RESOURCES[kind], namespace="*"):
             found.append(_as_dict(item))
         return found
 
     async def apply(self, obj: Mapping[str, Any]) -> None:
-        await self._client.apply(from_dict(dict(obj)), field_manager=FIELD_MANAGER, force=True)
+        await self.client.apply(from_dict(dict(obj)), field_manager=FIELD_MANAGER, force=True)
 
     async def create_job(self, job: Mapping[str, Any]) -> bool:
         """Create a Job; False when one of that name exists already (a token seen before)."""
         try:
-            await self._client.create(from_dict(dict(job)))
+            await self.client.create(from_dict(dict(job)))
         except ApiError as error:
             if error.status.code == 409:
                 return False
@@ -76,7 +76,7 @@ class Kube:
     ) -> bool:
         """Merge ``status`` into one of our objects' status; False when the object is gone."""
         try:
-            await self._client.patch(
+            await self.client.patch(
                 RESOURCES[kind].Status,
                 name,
                 {"status": dict(status)},
@@ -92,7 +92,7 @@ class Kube:
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         """One value of a Secret, decoded; None when the Secret or the key is missing."""
         try:
-            secret = await self._client.get(Secret, name, namespace=namespace)
+            secret = await self.client.get(Secret, name, namespace=namespace)
         except ApiError as error:
             if error.status.code in (403, 404):
                 return None
@@ -106,7 +106,7 @@ class Kube:
         """The newest pod of a Job, if any."""
         pods = [
             _as_dict(pod)
-            async for pod in self._client.list(
+            async for pod in self.client.list(
                 Pod, namespace=namespace, labels={"job-name": job_name}
             )
         ]
@@ -115,7 +115,7 @@ class Kube:
 
     async def job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return _as_dict(await self._client.get(Job, name, namespace=namespace))
+            return _as_dict(await self.client.get(Job, name, namespace=namespace))
         except ApiError as error:
             if error.status.code == 404:
                 return None
@@ -150,7 +150,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        await self._client.create(from_dict(event))
+        await self.client.create(from_dict(event))
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

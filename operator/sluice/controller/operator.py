@@ -83,6 +83,11 @@ class Operator:
         self._applied: dict[str, str] = {}
         self._wake = asyncio.Event()
         self.ready = asyncio.Event()
+        #: Set while this replica may write (always, without leader election).
+        self.leading = asyncio.Event()
+        self.leading.set()
+        #: Jobs seen while another replica led, recorded once this one leads.
+        self._unrecorded_jobs: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -----------------------------------------------------------------------------------------
     # What kopf reports
@@ -102,6 +107,9 @@ class Operator:
         """A Job of a pipeline was seen: record its run, announce its end once."""
         job = _plain(body)
         metadata = job["metadata"]
+        if not self.leading.is_set():
+            self._unrecorded_jobs[metadata["namespace"], metadata["name"]] = job
+            return
         try:
             pipeline_id = int(metadata.get("labels", {})[builders.PIPELINE_ID_LABEL])
         except (KeyError, ValueError):
@@ -152,7 +160,15 @@ class Operator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
             self._wake.clear()
+            if not self.leading.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.leading.wait(), RESYNC_SECONDS)
+                self._wake.set()  # a new leader reconciles at once
+                continue
             try:
+                for job in list(self._unrecorded_jobs.values()):
+                    await self.observe_job(job)
+                self._unrecorded_jobs.clear()
                 if not seeded:
                     await self.seed()
                     seeded = True

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
+import os
 import signal
+import socket
 from collections.abc import Collection, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import uvicorn
 from sluice.api.app import create_app
 from sluice.api.server import parse_listen
 from sluice.controller.kube import Kube
+from sluice.controller.leadership import Leadership
 from sluice.controller.operator import Operator
 from sluice.controller.runner import RunnerSettings
 from sluice.model.resources import KINDS
@@ -25,9 +27,6 @@ from sluice.store import Store
 
 log = logging.getLogger("sluice.operator")
 
-#: Every replica takes part in this ClusterKopfPeering (when its CRD is installed): the one of
-#: highest priority works, the others wait, so two replicas never fight over an object.
-PEERING_NAME = "sluice"
 #: How long a stop waits for the watchers, a pass in progress and the API to end on their own.
 STOP_SECONDS = 10.0
 
@@ -62,13 +61,10 @@ def registry(operator: Operator) -> kopf.OperatorRegistry:
     return handlers
 
 
-def settings(peering: bool) -> kopf.OperatorSettings:
+def settings() -> kopf.OperatorSettings:
     configured = kopf.OperatorSettings()
-    configured.peering.standalone = not peering
-    configured.peering.clusterwide = True
-    configured.peering.name = PEERING_NAME
-    # Distinct priorities: replicas of equal priority would all pause.
-    configured.peering.priority = random.randint(1, 2**31 - 1)
+    # Every replica watches; leader election (a Lease) decides which one writes.
+    configured.peering.standalone = True
     # kopf's own Events only for errors: ours say what changed.
     configured.posting.level = logging.WARNING
     return configured
@@ -81,8 +77,10 @@ async def run_operator(
     admin_keys: Collection[str],
     runner: RunnerSettings,
     liveness: str | None = None,
-    peering: bool = False,
+    lease_namespace: str | None = None,
 ) -> None:
+    """Run until SIGINT or SIGTERM. With ``lease_namespace``, replicas elect a leader through a
+    Lease there, and only the leader writes."""
     store = Store(store_url)
     kube = Kube.from_environment()
     operator = Operator(store, kube, runner)
@@ -94,7 +92,7 @@ async def run_operator(
         asyncio.create_task(
             kopf.operator(
                 registry=registry(operator),
-                settings=settings(peering),
+                settings=settings(),
                 clusterwide=True,
                 stop_flag=stop,
                 liveness_endpoint=liveness,
@@ -103,6 +101,10 @@ async def run_operator(
         ),
         asyncio.create_task(operator.run(stop), name="reconciler"),
     ]
+    if lease_namespace is not None:
+        leadership = Leadership(kube.client, lease_namespace, replica_identity())
+        operator.leading = leadership.leading
+        tasks.append(asyncio.create_task(leadership.run(stop), name="leadership"))
     api = None
     if api_listen is not None:
         host, port = parse_listen(api_listen)
@@ -127,6 +129,11 @@ async def run_operator(
         await asyncio.wait(tasks, timeout=STOP_SECONDS)
         await kube.close()
         store.close()
+
+
+def replica_identity() -> str:
+    """The pod's name in a cluster (the Downward API's POD_NAME), else host and process."""
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 class _EmbeddedServer(uvicorn.Server):
