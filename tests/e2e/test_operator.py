@@ -302,6 +302,55 @@ def test_run_now_creates_a_job_whose_end_becomes_a_run(
     assert "RunPartiallyFailed" in {e["reason"] for e in events["items"]}
 
 
+def test_a_deleted_connection_stalls_its_pipelines_with_the_api_message(
+    operator: OperatorProcess, workspace: ExampleNamespace
+) -> None:
+    wait_ready(workspace)
+    workspace.kubectl("delete", "connection", "hubspot", "-n", workspace.namespace)
+    stalled = eventually(
+        lambda: (
+            (c := workspace.condition("export-customers", "Stalled"))
+            and c["status"] == "True"
+            and c
+        ),
+        "Stalled",
+    )
+    assert (stalled["reason"], stalled["message"]) == (
+        "ConnectionNotFound",
+        "connection does not exist",
+    )
+
+
+def test_reconcile_now_reverts_a_hand_edited_cronjob(
+    operator: OperatorProcess, workspace: ExampleNamespace
+) -> None:
+    wait_ready(workspace)
+    name = workspace.status("export-customers")["cronJobName"]
+    workspace.kubectl(
+        "patch",
+        "cronjob",
+        name,
+        "-n",
+        workspace.namespace,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"schedule": "0 0 * * *"}}),
+    )
+    workspace.kubectl(
+        "annotate",
+        "exportpipeline",
+        "export-customers",
+        "-n",
+        workspace.namespace,
+        "reconcile.fluxcd.io/requestedAt=now-1",
+    )
+    eventually(
+        lambda: workspace.status("export-customers").get("lastHandledReconcileAt") == "now-1",
+        "the token echoed",
+    )
+    assert workspace.get("cronjob", name)["spec"]["schedule"] == "15 * * * *"
+
+
 def test_a_deleted_pipeline_leaves_the_api_and_its_children_are_collected(
     operator: OperatorProcess, workspace: ExampleNamespace
 ) -> None:
