@@ -116,6 +116,15 @@ def wait_ready(workspace: ExampleNamespace) -> None:
     )
 
 
+def wait_stalled(workspace: ExampleNamespace, name: str) -> dict[str, Any]:
+    """The pipeline's Stalled condition, once it is True."""
+    condition: dict[str, Any] = eventually(
+        lambda: (c := workspace.condition(name, "Stalled")) and c["status"] == "True" and c,
+        f"{name} Stalled",
+    )
+    return condition
+
+
 def test_the_examples_become_ready_and_are_served_as_the_api_returns_them(
     operator: OperatorProcess, workspace: ExampleNamespace
 ) -> None:
@@ -212,14 +221,7 @@ def test_an_edit_updates_the_children_and_an_invalid_one_stalls_without_touching
     workspace.patch(
         "export-customers", {"spec": {"matching": {"in": "email", "out": "contact.phone"}}}
     )
-    stalled = eventually(
-        lambda: (
-            (c := workspace.condition("export-customers", "Stalled"))
-            and c["status"] == "True"
-            and c
-        ),
-        "Stalled",
-    )
+    stalled = wait_stalled(workspace, "export-customers")
     assert stalled["reason"] == "ValidationFailed"
     assert "contact.phone" in stalled["message"]
     assert workspace.condition("export-customers", "Ready")["status"] == "False"
@@ -307,14 +309,7 @@ def test_a_deleted_connection_stalls_its_pipelines_with_the_api_message(
 ) -> None:
     wait_ready(workspace)
     workspace.kubectl("delete", "connection", "hubspot", "-n", workspace.namespace)
-    stalled = eventually(
-        lambda: (
-            (c := workspace.condition("export-customers", "Stalled"))
-            and c["status"] == "True"
-            and c
-        ),
-        "Stalled",
-    )
+    stalled = wait_stalled(workspace, "export-customers")
     assert (stalled["reason"], stalled["message"]) == (
         "ConnectionNotFound",
         "connection does not exist",
