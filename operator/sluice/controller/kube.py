@@ -17,7 +17,6 @@ from lightkube import ApiError, AsyncClient
 from lightkube.codecs import from_dict
 from lightkube.config.kubeconfig import KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Pod, Secret
 from lightkube.types import PatchType
 
@@ -112,14 +111,6 @@ class Kube:
         ]
         pods.sort(key=lambda pod: pod["metadata"].get("creationTimestamp") or "")
         return pods[-1] if pods else None
-
-    async def job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _as_dict(await self.client.get(Job, name, namespace=namespace))
-        except ApiError as error:
-            if error.status.code == 404:
-                return None
-            raise
 
     async def post_event(
         self, involved: Mapping[str, Any], kind: str, reason: str, message: str
