@@ -88,7 +88,12 @@ async def run_operator(
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    tasks = [
+    tasks = []
+    if lease_namespace is not None:
+        leadership = Leadership(kube.client, lease_namespace, replica_identity())
+        operator.leading = leadership.leading  # before the reconciler first looks at it
+        tasks.append(asyncio.create_task(leadership.run(stop), name="leadership"))
+    tasks += [
         asyncio.create_task(
             kopf.operator(
                 registry=registry(operator),
@@ -101,10 +106,6 @@ async def run_operator(
         ),
         asyncio.create_task(operator.run(stop), name="reconciler"),
     ]
-    if lease_namespace is not None:
-        leadership = Leadership(kube.client, lease_namespace, replica_identity())
-        operator.leading = leadership.leading
-        tasks.append(asyncio.create_task(leadership.run(stop), name="leadership"))
     api = None
     if api_listen is not None:
         host, port = parse_listen(api_listen)
