@@ -12,6 +12,7 @@ from sluice.apps.catalog import CONNECTORS
 from sluice.manifests import read_manifests
 from sluice.model.connection import validate_connection
 from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
+from sluice.model.types import Kind, Property, Type
 from sluice.model.workspace import validate_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,3 +174,12 @@ def drop(path: Location) -> Edit:
         del _parent(spec, path)[path[-1]]
 
     return edit
+
+
+def optional(name: str, t: Type, *, nullable: bool = False) -> Property:
+    """A property profiles may lack, as the filter tests' schemas declare them."""
+    return Property(name, t, read_optional=True, nullable=nullable)
+
+
+def array_of(t: Type) -> Type:
+    return Type(Kind.ARRAY, element_type=t)

@@ -25,17 +25,9 @@ from sluice.filters import (
     compile_predicate,
     parse_filter,
 )
-from sluice.model.types import Kind, Property, Type, object_type, walk_properties
+from sluice.model.types import Kind, Type, object_type, walk_properties
 from sluice.model.values import decode_record
-
-
-def optional(name: str, t: Type, *, nullable: bool = False) -> Property:
-    return Property(name, t, read_optional=True, nullable=nullable)
-
-
-def array_of(t: Type) -> Type:
-    return Type(Kind.ARRAY, element_type=t)
-
+from tests.support import array_of, optional
 
 STRING = Type(Kind.STRING)
 FLOAT = Type(Kind.FLOAT, bit_size=64)

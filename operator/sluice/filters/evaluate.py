@@ -43,8 +43,8 @@ _Lookup = Callable[[Profile], object]
 # kind, and decode_record guarantees the profile holds a value of that kind.
 _ValueTest = Callable[[Any], bool]
 
-# Each negative operator and the positive one it complements.
-_POSITIVE_OF: Mapping[str, str] = {
+# Each negative operator and the positive one it complements (the SQL compiler shares it).
+POSITIVE_OF: Mapping[str, str] = {
     "is not": "is",
     "is not between": "is between",
     "does not contain": "contains",
@@ -103,7 +103,7 @@ def _either(first: Predicate, second: Predicate) -> Predicate:
 
 
 def _compile_condition(condition: Condition, schema: Type) -> Predicate:
-    positive = _POSITIVE_OF.get(condition.operator)
+    positive = POSITIVE_OF.get(condition.operator)
     if positive is None:
         return _compile_positive(condition, schema)
     # Complementing the whole condition, missing values included, is the point: a negative
