@@ -17,7 +17,6 @@ requests. Exits 1 when a target is missed.
 from __future__ import annotations
 
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,14 @@ import httpx
 import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sluice.api import create_app
 from sluice.apps.catalog import CONNECTORS
 from sluice.manifests import read_manifests
 from sluice.reconcile import apply
 from sluice.store import Store
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -78,13 +79,6 @@ def serve(url: str, port: int) -> None:
         return {"status": "ok"}
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_up(client: httpx.Client) -> None:

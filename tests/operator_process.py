@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 
 from tests.cluster import Cluster
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_SECONDS = 60.0
@@ -30,13 +30,6 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT_SECOND
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(0.2)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class OperatorProcess:

@@ -19,7 +19,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
+
+from tests.support import free_port
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 DEBIAN_LIBDIR = Path("/usr/lib/postgresql")
@@ -150,7 +151,7 @@ def postgres_server() -> Iterator[PostgresServer]:
         original_conf = (data_dir / "postgresql.conf").read_text(encoding="utf-8")
         server: PostgresServer | None = None
         for attempt in range(1, START_ATTEMPTS + 1):
-            port = _free_port()
+            port = free_port()
             _write_conf(data_dir, original_conf, port, base_dir)
             started = True  # from here on, stop whatever may have started
             try:
@@ -355,13 +356,6 @@ def process_alive(pid: int) -> bool:
         return True  # no /proc here (or it just went): trust kill(0)
     state = stat.rsplit(")", 1)[-1].split()[0]
     return state not in {"Z", "X"}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_until_accepting(server: PostgresServer) -> None:

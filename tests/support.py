@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,3 +184,11 @@ def optional(name: str, t: Type, *, nullable: bool = False) -> Property:
 
 def array_of(t: Type) -> Type:
     return Type(Kind.ARRAY, element_type=t)
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (a server started soon after can bind it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
