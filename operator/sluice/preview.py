@@ -19,7 +19,7 @@ from sluice.filters.evaluate import compile_predicate
 from sluice.mapping import Purpose, RecordError, TimeLayouts, compile_mapping
 from sluice.model.pipeline import Pipeline
 from sluice.model.types import Type, json_number, property_by_path
-from sluice.model.values import decode_record
+from sluice.model.values import decode_record, put_at, value_at
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class _Matching:
 
     def value_of(self, profile: dict[str, Any]) -> Any:
         """The converted matching value if the application receives it, else None."""
-        value = _lookup(profile, self.in_path)
+        value = value_at(profile, self.in_path)
         if value is None:
             raise MatchingValueError(f'the matching property "{self.in_path}" has no value')
         if not self.sent:
@@ -111,19 +111,7 @@ class _Matching:
         return matching_value(self.in_path, self.in_type, self.out_path, self.out_type, value)
 
     def write(self, record: dict[str, Any], value: Any) -> None:
-        *parents, leaf = self.out_path.split(".")
-        for name in parents:
-            record = record.setdefault(name, {})
-        record[leaf] = value
-
-
-def _lookup(profile: dict[str, Any], path: str) -> Any:
-    value: Any = profile
-    for name in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(name)
-    return value
+        put_at(record, self.out_path, value)
 
 
 def _json_object(text: str) -> dict[str, Any]:

@@ -78,7 +78,9 @@ __all__ = [
     "decode_value",
     "encode_value",
     "has_lone_surrogate",
+    "put_at",
     "string_violations",
+    "value_at",
 ]
 
 MIN_YEAR = 1
@@ -120,6 +122,28 @@ def decode_record(schema: Type, record: Mapping[str, object]) -> dict[str, objec
     if schema.kind is not Kind.OBJECT:
         raise ValueError(f"a record schema must be an object type, not {schema}")
     return _decode_object(schema, record, "")
+
+
+def value_at(record: Mapping[str, object], path: str) -> object:
+    """The value at a dot path of a nested record; None when any step is absent."""
+    current: object = record
+    for name in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(name)
+    return current
+
+
+def put_at(record: dict[str, object], path: str, value: object) -> None:
+    """Write ``value`` at a dot path, creating (or overwriting with) objects on the way."""
+    *parents, leaf = path.split(".")
+    target = record
+    for name in parents:
+        child = target.get(name)
+        if not isinstance(child, dict):
+            child = target[name] = {}
+        target = child
+    target[leaf] = value
 
 
 def encode_value(t: Type, value: object) -> object:
