@@ -1,0 +1,248 @@
+"""The HubSpot twin: a loopback server that speaks HubSpot's CRM v3 contacts API.
+
+Tests, benchmarks and the demo point the HubSpot connector at it instead of
+``https://api.hubapi.com``::
+
+    twin = HubSpotTwin(token="pat-test")
+    with serve(twin) as base_url:
+        ...  # requests to f"{base_url}/crm/v3/objects/contacts/batch/create"
+
+or, in a process of its own (so that it does not share the exporter's GIL)::
+
+    python -m sluice.twins.hubspot --listen 127.0.0.1:0 --token TOKEN [--no-rate-limit]
+
+which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections. What it
+implements, and which documented HubSpot behaviour each part follows, is in
+``docs/hubspot-twin.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import socket
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+
+from sluice.twins.hubspot_app import create_app
+from sluice.twins.hubspot_control import Fault, Faults, RateLimiter, Stats
+from sluice.twins.hubspot_properties import PropertyDefinition
+from sluice.twins.hubspot_state import ContactStore
+
+#: Free and Starter accounts' private apps: 100 requests per 10 s, 250,000 per day.
+DEFAULT_BURST = 100
+DEFAULT_DAILY = 250_000
+
+__all__ = ["DEFAULT_BURST", "DEFAULT_DAILY", "HubSpotTwin", "PropertyDefinition", "main", "serve"]
+
+
+class HubSpotTwin:
+    """One HubSpot account with its contacts, reached with one private-app token.
+
+    ``custom_properties`` adds contact properties, each a :class:`PropertyDefinition` or a dict
+    in the shape of HubSpot's property API (``{"name": "customer_id", "type": "string",
+    "fieldType": "text", "hasUniqueValue": true}``). ``rate_limit`` False turns every limit
+    off (benchmarks); ``burst`` is the requests allowed per rolling 10 s, ``daily`` per day.
+    The state is guarded by one lock, so the Python API may be used from any thread while the
+    server runs.
+    """
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        custom_properties: Iterable[PropertyDefinition | Mapping[str, Any]] = (),
+        rate_limit: bool = True,
+        burst: int = DEFAULT_BURST,
+        daily: int = DEFAULT_DAILY,
+    ) -> None:
+        definitions = [
+            p if isinstance(p, PropertyDefinition) else PropertyDefinition.from_json(p)
+            for p in custom_properties
+        ]
+        self._token = token
+        self.token: str | None = token
+        self.store = ContactStore(definitions)
+        self.lock = self.store.lock
+        self.limiter = RateLimiter(enabled=rate_limit, burst=burst, daily=daily)
+        self.faults = Faults()
+        self._stats = Stats()
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        count: int = 1,
+        status: int = 503,
+        *,
+        path: str | None = None,
+        after_apply: bool = False,
+    ) -> None:
+        """The next ``count`` requests whose path contains ``path`` answer ``status``. With
+        ``after_apply`` they are carried out first (contacts created or updated) and only the
+        answer is replaced: a response lost on the way back."""
+        with self.lock:
+            self.faults.queue.append(Fault(status, count, path, after_apply))
+
+    def pending_faults(self) -> list[Fault]:
+        with self.lock:
+            return [Fault(f.status, f.count, f.path, f.after_apply) for f in self.faults.queue]
+
+    def set_latency(self, seconds: float) -> None:
+        """Delay every API request by ``seconds`` before it is handled."""
+        with self.lock:
+            self.faults.latency = max(0.0, seconds)
+
+    def force_rate_limit(self, count: int) -> None:
+        """The next ``count`` authenticated requests answer 429 (``TEN_SECONDLY_ROLLING``)."""
+        with self.lock:
+            self.limiter.forced = count
+
+    def set_rate_limiting(self, enabled: bool) -> None:
+        with self.lock:
+            self.limiter.enabled = enabled
+
+    def revoke_token(self) -> None:
+        """Every request from now on answers 401, as after the app's token was revoked."""
+        with self.lock:
+            self.token = None
+
+    def restore_token(self) -> None:
+        with self.lock:
+            self.token = self._token
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def add_contacts(self, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Create contacts directly (no rate limit, not counted): each row is a properties
+        dict checked as a batch create checks it. Answers the new ids."""
+        with self.lock:
+            return self.store.seed(rows)
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every contact as HubSpot returns it, with all its properties, in id order."""
+        with self.lock:
+            return [self.store.contacts[i].to_json() for i in self.store.ids]
+
+    def contact_count(self) -> int:
+        with self.lock:
+            return len(self.store.contacts)
+
+    def stats(self) -> dict[str, Any]:
+        """``{"requests": {"POST /crm/v3/objects/contacts/batch/create": {"201": 3}}, ...}``."""
+        with self.lock:
+            return {
+                "requests": self._stats.to_json(),
+                "creates": self.store.creates,
+                "updates": self.store.updates,
+                "contacts": len(self.store.contacts),
+            }
+
+    def counted(self, endpoint: str, response: Response) -> Response:
+        with self.lock:
+            self._stats.count(endpoint, response.status_code)
+        return response
+
+    def reset(self) -> None:
+        """Forget every contact, fault, statistic and rate-limit window; restore the token."""
+        with self.lock:
+            self.store.clear()
+            self.faults.reset()
+            self.limiter.reset()
+            self._stats.reset()
+            self.token = self._token
+
+    def app(self) -> Starlette:
+        return create_app(self)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # listening socket says TCP, and without it every response waits on a delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _http_implementation() -> str:
+    try:
+        import httptools  # type: ignore[import-not-found,unused-ignore]  # noqa: F401, PLC0415
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
+def _server(twin: HubSpotTwin) -> uvicorn.Server:
+    config = uvicorn.Config(
+        twin.app(),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http=_http_implementation(),
+        server_header=False,
+    )
+    return uvicorn.Server(config)
+
+
+def _base_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@contextlib.contextmanager
+def serve(twin: HubSpotTwin, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Run the twin in a background thread; yields its base URL and stops it on exit."""
+    sock = _bind(host, port)
+    server = _server(twin)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="hubspot-twin", daemon=True
+    )
+    thread.start()
+    try:
+        yield _base_url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def _parse_listen(listen: str) -> tuple[str, int]:
+    host, colon, port = listen.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{listen!r} is not host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sluice.twins.hubspot",
+        description="A loopback server speaking HubSpot's CRM v3 contacts API.",
+    )
+    parser.add_argument("--listen", type=_parse_listen, default=("127.0.0.1", 0))
+    parser.add_argument("--token", required=True, help="the one valid private-app token")
+    parser.add_argument("--no-rate-limit", action="store_true", help="turn every limit off")
+    parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="requests per 10 s")
+    parser.add_argument("--daily", type=int, default=DEFAULT_DAILY, help="requests per day")
+    args = parser.parse_args(argv)
+    twin = HubSpotTwin(
+        args.token, rate_limit=not args.no_rate_limit, burst=args.burst, daily=args.daily
+    )
+    host, port = args.listen
+    sock = _bind(host, port)
+    print(f"listening on {_base_url(sock)}", flush=True)
+    _server(twin).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

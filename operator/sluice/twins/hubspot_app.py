@@ -1,0 +1,229 @@
+"""The HTTP face of the HubSpot twin: a Starlette app with HubSpot's CRM v3 contact routes and
+the twin's own admin routes under ``/_twin/``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.twins.hubspot_control import Fault, rate_limit_body
+from sluice.twins.hubspot_state import Answer, error_body
+
+if TYPE_CHECKING:
+    from sluice.twins.hubspot import HubSpotTwin
+
+_JSON = "application/json;charset=utf-8"
+_CONTACT_TYPES = frozenset({"contacts", "contact", "0-1"})
+_MISSING_CREDENTIALS = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you "
+    "can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+_BAD_TOKEN = "The access token provided is invalid, expired or revoked."
+
+
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _respond(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(body), status_code=status, headers=headers, media_type=_JSON)
+
+
+def _fault_body(status: int) -> dict[str, Any]:
+    return error_body("INTERNAL_ERROR", f"The twin answered {status} on purpose (injected fault)")
+
+
+Operation = Callable[["HubSpotTwin", Request, Any], Answer]
+
+
+def _api(name: str, operation: Operation, *, method: str, search: bool = False) -> Any:
+    """An endpoint of HubSpot's API: faults, auth, rate limit, then ``operation`` under the
+    twin's lock; counted in the stats as ``method name``."""
+    endpoint = f"{method} {name}"
+    wants_body = method == "POST"
+
+    async def handle(request: Request) -> Response:
+        twin: HubSpotTwin = request.app.state.twin
+        path = request.url.path
+        object_type = request.path_params.get("object_type", "contacts")
+        with twin.lock:
+            latency = twin.faults.latency
+            fault = twin.faults.take(path) if twin.faults.queue else None
+        if latency:
+            await asyncio.sleep(latency)
+        if fault is not None and not fault.after_apply:
+            return twin.counted(endpoint, _respond(fault.status, _fault_body(fault.status)))
+        authorization = request.headers.get("authorization")
+        if authorization is None:
+            return twin.counted(
+                endpoint,
+                _respond(401, error_body("INVALID_AUTHENTICATION", _MISSING_CREDENTIALS)),
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or twin.token is None or token.strip() != twin.token:
+            return twin.counted(
+                endpoint, _respond(401, error_body("INVALID_AUTHENTICATION", _BAD_TOKEN))
+            )
+        with twin.lock:
+            refused, headers = twin.limiter.admit(search)
+        if refused is not None:
+            return twin.counted(endpoint, _respond(429, rate_limit_body(refused), headers))
+        if object_type not in _CONTACT_TYPES:
+            answer: Answer = (
+                400,
+                error_body("VALIDATION_ERROR", f"Unable to infer object type from: {object_type}"),
+            )
+            return twin.counted(endpoint, _respond(*answer, headers))
+        body: Any = None
+        if wants_body:
+            raw = await request.body()
+            try:
+                body = json.loads(raw) if raw else {}
+            except ValueError as bad:
+                answer = 400, error_body("VALIDATION_ERROR", f"Invalid input JSON: {bad}")
+                return twin.counted(endpoint, _respond(*answer, headers))
+        with twin.lock:
+            status, result = operation(twin, request, body)
+            encoded = _encode(result)
+        if fault is not None:
+            status, encoded = fault.status, _encode(_fault_body(fault.status))
+        response = Response(encoded, status_code=status, headers=headers, media_type=_JSON)
+        return twin.counted(endpoint, response)
+
+    return handle
+
+
+def _properties_of(request: Request) -> list[str]:
+    names: list[str] = []
+    for value in request.query_params.getlist("properties"):
+        names.extend(n for n in value.split(",") if n)
+    return names
+
+
+def _list(twin: HubSpotTwin, request: Request, body: Any) -> Answer:
+    query = request.query_params
+    return twin.store.list_page(query.get("limit"), query.get("after"), _properties_of(request))
+
+
+def _routes() -> list[Route]:
+    objects = "/crm/v3/objects/{object_type}"
+    contacts = "/crm/v3/objects/contacts"
+
+    def route(path: str, name: str, operation: Operation, method: str, **kw: Any) -> Route:
+        return Route(path, _api(name, operation, method=method, **kw), methods=[method])
+
+    return [
+        route(
+            "/crm/v3/properties/{object_type}",
+            "/crm/v3/properties/contacts",
+            lambda t, r, b: t.store.properties_json(),
+            "GET",
+        ),
+        route(objects, contacts, _list, "GET"),
+        route(
+            objects + "/batch/read",
+            contacts + "/batch/read",
+            lambda t, r, b: t.store.batch_read(b),
+            "POST",
+        ),
+        route(
+            objects + "/batch/create",
+            contacts + "/batch/create",
+            lambda t, r, b: t.store.batch_create(b),
+            "POST",
+        ),
+        route(
+            objects + "/batch/update",
+            contacts + "/batch/update",
+            lambda t, r, b: t.store.batch_update(b),
+            "POST",
+        ),
+        route(
+            objects + "/search",
+            contacts + "/search",
+            lambda t, r, b: t.store.search(b),
+            "POST",
+            search=True,
+        ),
+        *_admin_routes(),
+    ]
+
+
+# -- admin --------------------------------------------------------------------------------------
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    body = json.loads(raw) if raw else {}
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    return body
+
+
+def _admin(action: Callable[[HubSpotTwin, dict[str, Any], Request], Any]) -> Any:
+    async def handle(request: Request) -> Response:
+        twin: HubSpotTwin = request.app.state.twin
+        try:
+            body = await _json_body(request) if request.method == "POST" else {}
+            result = action(twin, body, request)
+        except (ValueError, TypeError, KeyError) as bad:
+            return _respond(400, {"error": str(bad)})
+        return _respond(200, result if result is not None else {"ok": True})
+
+    return handle
+
+
+def _add_fault(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
+    fault = Fault(
+        status=int(body.get("status", 503)),
+        count=int(body.get("count", 1)),
+        path=body.get("path"),
+        after_apply=bool(body.get("afterApply", False)),
+    )
+    twin.fail_next(fault.count, fault.status, path=fault.path, after_apply=fault.after_apply)
+    return {"faults": [f.to_json() for f in twin.pending_faults()]}
+
+
+def _contacts(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
+    if request.method == "POST":
+        return {"ids": twin.add_contacts(body["contacts"])}
+    if request.query_params.get("count") not in (None, "", "0", "false"):
+        return {"count": twin.contact_count()}
+    return {"count": twin.contact_count(), "results": twin.contacts()}
+
+
+def _rate_limit(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
+    if "count" in body:
+        twin.force_rate_limit(int(body["count"]))
+    if "enabled" in body:
+        twin.set_rate_limiting(bool(body["enabled"]))
+    return None
+
+
+def _admin_routes() -> list[Route]:
+    def post(path: str, action: Callable[[HubSpotTwin, dict[str, Any], Request], Any]) -> Route:
+        return Route("/_twin/" + path, _admin(action), methods=["POST"])
+
+    return [
+        post("faults", _add_fault),
+        post("latency", lambda t, b, r: t.set_latency(float(b.get("seconds", 0)))),
+        post("rate-limit", _rate_limit),
+        post("revoke", lambda t, b, r: t.revoke_token()),
+        post("restore", lambda t, b, r: t.restore_token()),
+        post("reset", lambda t, b, r: t.reset()),
+        Route("/_twin/contacts", _admin(_contacts), methods=["GET", "POST"]),
+        Route("/_twin/stats", _admin(lambda t, b, r: t.stats()), methods=["GET"]),
+    ]
+
+
+def create_app(twin: HubSpotTwin) -> Starlette:
+    app = Starlette(routes=_routes())
+    app.state.twin = twin
+    return app
