@@ -1,0 +1,94 @@
+"""One warehouse connection for one export, whatever the database behind it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sluice.filters.sql import Dialect
+from sluice.warehouses.queries import BOOKKEEPING_VERSION, VERSION_TABLE, bookkeeping_ddl
+
+Row = tuple[Any, ...]
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot serve the export: unreachable, a table or column missing, a query
+    refused. The message says which, with the database's own words."""
+
+
+class Warehouse(ABC):
+    """Reads profiles in one consistent snapshot while bookkeeping is written beside it.
+
+    The profile read (:meth:`stream`) and the bookkeeping statements (:meth:`execute`) use
+    two connections, so acknowledgements commit while the read is still going; each
+    :meth:`execute` commits on its own.
+    """
+
+    dialect: Dialect
+    #: How the driver marks a bound parameter.
+    placeholder: str
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run one statement on the bookkeeping connection and commit; rows if it returns any."""
+
+    @abstractmethod
+    def stream(
+        self, sql: str, params: Sequence[object], rows_per_fetch: int
+    ) -> Iterator[list[Row]]:
+        """The rows of a query, fetched a bounded number at a time."""
+
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        """Column name → SQL type of a table or view; None when there is no such table."""
+        schema, _, name = table.rpartition(".")
+        rows = self.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = COALESCE(NULLIF({self.placeholder}, ''), current_schema()) "
+            f"AND table_name = {self.placeholder}",
+            [schema, name],
+        )
+        return {column: data_type for column, data_type in rows} or None
+
+    @abstractmethod
+    def load_rows(
+        self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Row]
+    ) -> None:
+        """Bulk-insert rows (values in column order; ``types`` are the columns' SQL types)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def ensure_bookkeeping(self) -> None:
+        """Create Sluice's tables if they are missing; refuse a layout newer than this version
+        knows."""
+        for statement in bookkeeping_ddl(self.dialect):
+            self.execute(statement)
+        rows = self.execute(f"SELECT MAX(version) FROM {VERSION_TABLE}")
+        version = rows[0][0] if rows else None
+        if version is None:
+            self.execute(f"INSERT INTO {VERSION_TABLE} (version) VALUES ({BOOKKEEPING_VERSION})")
+        elif version > BOOKKEEPING_VERSION:
+            raise WarehouseError(
+                f"the warehouse's Sluice tables are at version {version}, newer than this "
+                f"Sluice knows ({BOOKKEEPING_VERSION}): upgrade Sluice"
+            )
+
+
+def open_warehouse(kind: str, *, dsn: str | None = None, path: str | None = None) -> Warehouse:
+    """Connect to a Workspace's warehouse: ``PostgreSQL`` by DSN, ``DuckDB`` by file path (or
+    DSN, taken as the path)."""
+    if kind == "PostgreSQL":
+        from sluice.warehouses.postgresql import PostgresWarehouse  # noqa: PLC0415 - psycopg only when used
+
+        if not dsn:
+            raise WarehouseError("a PostgreSQL warehouse needs a DSN")
+        return PostgresWarehouse(dsn)
+    if kind == "DuckDB":
+        from sluice.warehouses.duckdb import DuckDBWarehouse  # noqa: PLC0415 - duckdb only when used
+
+        location = path or dsn
+        if not location:
+            raise WarehouseError("a DuckDB warehouse needs a path")
+        return DuckDBWarehouse(location)
+    raise WarehouseError(f'unknown warehouse type "{kind}"')

@@ -1,0 +1,228 @@
+"""The SQL an export runs in the warehouse, for PostgreSQL and DuckDB alike.
+
+Change detection happens here, inside the warehouse: every selected profile gets a 64-bit hash
+of its input columns, seeded with the pipeline's configuration fingerprint, and is joined with
+what Sluice last acknowledged for it (``sluice_exported_profiles``). Only the profiles that can
+need work leave the warehouse: new ones, changed ones (a changed configuration changes every
+hash), ones that failed (a failure acknowledges nothing) and ones whose matching value others
+share, so that duplicates are reported on every run until they are resolved.
+
+Values are bound, never written into the SQL; identifiers come from validated schemas and
+resources and are quoted anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sluice.filters.model import Filter
+from sluice.filters.sql import Dialect, filter_sql
+from sluice.model.types import Type, column_name, leaf_paths
+
+EXPORTED_TABLE = "sluice_exported_profiles"
+ERRORS_TABLE = "sluice_run_errors"
+VERSION_TABLE = "sluice_schema_version"
+#: Version of the bookkeeping tables' layout; a newer one is migrated forward by
+#: :func:`bookkeeping_ddl`'s statements, an unknown later one is refused.
+BOOKKEEPING_VERSION = 1
+
+_PLACEHOLDER = {"postgresql": "%s", "duckdb": "?"}
+# DuckDB's hash() is unsigned 64-bit, PostgreSQL's hash_record_extended() signed.
+_HASH_TYPE = {"postgresql": "BIGINT", "duckdb": "UBIGINT"}
+_TIMESTAMP = "TIMESTAMP"
+
+
+def quote(identifier: str) -> str:
+    """An SQL identifier, quoted; ``schema.table`` is quoted part by part."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))
+
+
+def bookkeeping_ddl(dialect: Dialect) -> list[str]:
+    """Statements creating Sluice's tables in the warehouse (idempotent)."""
+    hash_type = _HASH_TYPE[dialect]
+    return [
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS {EXPORTED_TABLE} (
+            pipeline_id BIGINT NOT NULL,
+            profile_id TEXT NOT NULL,
+            matching_value TEXT NOT NULL,
+            external_ids TEXT[] NOT NULL,
+            input_hash {hash_type} NOT NULL,
+            run_id TEXT NOT NULL,
+            acknowledged_at {_TIMESTAMP} NOT NULL,
+            PRIMARY KEY (pipeline_id, profile_id))""",
+        f"""CREATE TABLE IF NOT EXISTS {ERRORS_TABLE} (
+            run_id TEXT NOT NULL,
+            pipeline_id BIGINT NOT NULL,
+            profile_id TEXT,
+            external_id TEXT,
+            step TEXT NOT NULL,
+            message TEXT NOT NULL,
+            occurred_at {_TIMESTAMP} NOT NULL)""",
+    ]
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: list[object]
+
+
+@dataclass(frozen=True)
+class ProfileSelection:
+    """What one export reads: the profiles table, the columns of the input schema, the filter
+    and the matching property. Builds the run's statements."""
+
+    dialect: Dialect
+    table: str
+    id_column: str
+    in_schema: Type
+    matching_in: str
+    filter: Filter | None
+
+    @property
+    def input_paths(self) -> list[str]:
+        """The input schema's leaves, in the order of the columns :meth:`candidates` returns."""
+        return leaf_paths(self.in_schema)
+
+    @property
+    def _matching(self) -> str:
+        return quote(column_name(self.matching_in))
+
+    def _where(self) -> Statement:
+        if self.filter is None:
+            return Statement("TRUE", [])
+        sql, params = filter_sql(self.filter, self.in_schema, self.dialect)
+        return Statement(f"({sql})", params)
+
+    def counts(self, pipeline_id: int, seed: int) -> Statement:
+        """One row: the profiles the filter selects, those of them without a matching value,
+        and those with one that are new or changed since they were last acknowledged. One
+        scan: when the last is 0, a run has nothing to read."""
+        ph = _PLACEHOLDER[self.dialect]
+        hashed = self._hashed(seed, f"{self._matching} AS sluice_matching_value")
+        sql = (
+            "SELECT COUNT(*), COUNT(*) - COUNT(p.sluice_matching_value), "
+            "COUNT(*) FILTER (WHERE p.sluice_matching_value IS NOT NULL AND "
+            "(e.profile_id IS NULL OR e.input_hash <> p.sluice_hash)) "
+            f"FROM ({hashed.sql}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
+            f"ON e.pipeline_id = {ph} AND e.profile_id = p.sluice_profile_id"
+        )
+        return Statement(sql, [*hashed.params, pipeline_id])
+
+    def _hashed(self, seed: int, *columns: str, with_matching_value: bool = False) -> Statement:
+        """The selected profiles' ``columns``, id as text and hash of the input columns."""
+        where = self._where()
+        if with_matching_value:
+            where = Statement(f"{where.sql} AND {self._matching} IS NOT NULL", where.params)
+        hashed = [quote(column_name(path)) for path in self.input_paths]
+        sql = (
+            f"SELECT {''.join(column + ', ' for column in columns)}"
+            f"CAST({quote(self.id_column)} AS TEXT) AS sluice_profile_id, "
+            f"{self._row_hash(hashed)} AS sluice_hash "
+            f"FROM {quote(self.table)} WHERE {where.sql}"
+        )
+        return Statement(sql, [seed, *where.params])
+
+    def without_matching_value(self, limit: int) -> Statement:
+        """Ids of some selected profiles without a matching value, for the error samples."""
+        where = self._where()
+        sql = (
+            f"SELECT CAST({quote(self.id_column)} AS TEXT) FROM {quote(self.table)} "
+            f"WHERE {where.sql} AND {self._matching} IS NULL "
+            f"ORDER BY 1 LIMIT {int(limit)}"
+        )
+        return Statement(sql, where.params)
+
+    def shared_matching_values(self) -> Statement:
+        """The matching values that more than one selected profile has (warehouse duplicates)."""
+        where = self._where()
+        sql = (
+            f"SELECT {self._matching} FROM {quote(self.table)} "
+            f"WHERE {where.sql} AND {self._matching} IS NOT NULL "
+            f"GROUP BY {self._matching} HAVING COUNT(*) > 1"
+        )
+        return Statement(sql, where.params)
+
+    def candidates(
+        self, pipeline_id: int, seed: int, shared: Sequence[object], *, everything: bool
+    ) -> Statement:
+        """The selected profiles with a matching value that can need work, each with the
+        input columns, its id as text, its matching value as text, its new hash, and what was
+        last acknowledged for it (matching value and external ids, NULL when nothing was).
+
+        ``everything`` (``--full``) reads them all, changed or not.
+        """
+        ph = _PLACEHOLDER[self.dialect]
+        columns = [quote(column_name(path)) for path in self.input_paths]
+        listed = ", ".join(f"p.{c}" for c in columns)
+        inner = self._hashed(
+            seed,
+            *columns,
+            f"CAST({self._matching} AS TEXT) AS sluice_matching_value",
+            with_matching_value=True,
+        )
+        sql = (
+            f"SELECT {listed}, p.sluice_profile_id, p.sluice_matching_value, p.sluice_hash, "
+            f"e.matching_value, e.external_ids "
+            f"FROM ({inner.sql}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
+            f"ON e.pipeline_id = {ph} AND e.profile_id = p.sluice_profile_id"
+        )
+        params: list[object] = [*inner.params, pipeline_id]
+        if not everything:
+            sql += " WHERE e.profile_id IS NULL OR e.input_hash <> p.sluice_hash"
+            if shared:
+                sql += f" OR p.sluice_matching_value IN ({', '.join([ph] * len(shared))})"
+                params.extend(str(value) for value in shared)
+        return Statement(sql, params)
+
+    def _row_hash(self, columns: list[str]) -> str:
+        ph = _PLACEHOLDER[self.dialect]
+        if self.dialect == "postgresql":
+            return f"hash_record_extended(ROW({', '.join(columns)}), CAST({ph} AS BIGINT))"
+        return f"hash(CAST({ph} AS BIGINT), {', '.join(columns)})"
+
+
+def acknowledge(dialect: Dialect) -> str:
+    """Upsert of acknowledged profiles. Parameters: the pipeline id, the run id, the time (UTC),
+    then parallel lists of profile ids, matching values, external ids (each list as JSON text)
+    and hashes."""
+    ph = _PLACEHOLDER[dialect]
+    hash_type = _HASH_TYPE[dialect]
+    if dialect == "postgresql":
+        rows = (
+            f"SELECT * FROM unnest(CAST({ph} AS TEXT[]), CAST({ph} AS TEXT[]), "
+            f"CAST({ph} AS TEXT[]), CAST({ph} AS {hash_type}[])) "
+            f"AS a(profile_id, matching_value, external_ids, input_hash)"
+        )
+        external_ids = "ARRAY(SELECT jsonb_array_elements_text(CAST(a.external_ids AS JSONB)))"
+    else:
+        rows = (
+            f"SELECT unnest(CAST({ph} AS TEXT[])) AS profile_id, "
+            f"unnest(CAST({ph} AS TEXT[])) AS matching_value, "
+            f"unnest(CAST({ph} AS TEXT[])) AS external_ids, "
+            f"unnest(CAST({ph} AS {hash_type}[])) AS input_hash"
+        )
+        external_ids = "from_json(a.external_ids, '[\"VARCHAR\"]')"
+    return (
+        f"INSERT INTO {EXPORTED_TABLE} (pipeline_id, profile_id, matching_value, "
+        f"external_ids, input_hash, run_id, acknowledged_at) "
+        f"SELECT CAST({ph} AS BIGINT), a.profile_id, a.matching_value, {external_ids}, "
+        f"a.input_hash, CAST({ph} AS TEXT), CAST({ph} AS {_TIMESTAMP}) "
+        f"FROM ({rows}) AS a "
+        f"ON CONFLICT (pipeline_id, profile_id) DO UPDATE SET "
+        f"matching_value = excluded.matching_value, external_ids = excluded.external_ids, "
+        f"input_hash = excluded.input_hash, run_id = excluded.run_id, "
+        f"acknowledged_at = excluded.acknowledged_at"
+    )
+
+
+def record_errors(dialect: Dialect) -> str:
+    """Insert of one run error: run id, pipeline id, profile id, external id, step, message,
+    time (UTC)."""
+    ph = _PLACEHOLDER[dialect]
+    return (
+        f"INSERT INTO {ERRORS_TABLE} (run_id, pipeline_id, profile_id, external_id, step, "
+        f"message, occurred_at) VALUES ({', '.join([ph] * 7)})"
+    )
