@@ -1,0 +1,608 @@
+"""One export run: from the warehouse's changed profiles to acknowledged application writes.
+
+The stages run concurrently with bounded queues between them, so a slow application slows the
+warehouse read instead of filling memory::
+
+    warehouse read (thread) ─► decide & transform ─► writers (N) ─► acknowledgements (warehouse)
+
+What Sluice records as exported is written only after the application acknowledged it; a run
+that stops half-way (a crash, a revoked token, a 5xx storm) leaves the unacknowledged profiles
+to the next run, which looks each of them up by matching value before creating anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sluice.apps.connector import Connector, ConnectorError, WriteRecord, WriteResult
+from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
+from sluice.engine.config import ExportConfig
+from sluice.engine.matching import MatchingValueError, matching_value
+from sluice.mapping import MappingError, Purpose, RecordError, compile_mapping
+from sluice.model.alignment import AlignmentError, check_alignment
+from sluice.model.types import Type, column_name, leaf_paths, property_by_path, prune
+from sluice.model.values import put_at, value_at
+from sluice.warehouses import Warehouse, WarehouseError
+from sluice.warehouses.queries import ProfileSelection, acknowledge, record_errors
+from sluice.warehouses.rows import ProfileBuilder
+
+#: The counts of a run summary, in the order they are reported.
+COUNT_NAMES = (
+    "selected",  # profiles the filter selects
+    "unchanged",  # selected, with a matching value, and acknowledged as they are
+    "read",  # profiles read from the warehouse: new, changed or failed last time
+    "withoutMatchingValue",  # selected but without a matching value: not exportable
+    "duplicated",  # sharing a matching value with another profile, or with several app users
+    "invalidInput",  # a matching value the application's property cannot hold
+    "transformationFailed",
+    "outputValidationFailed",
+    "alreadyInApplication",  # CreateOnly: a user with the matching value exists
+    "notInApplication",  # UpdateOnly: no user has the matching value
+    "created",
+    "updated",
+    "failed",  # refused by the application
+)
+_FAILURE_COUNTS = (
+    "duplicated",
+    "invalidInput",
+    "transformationFailed",
+    "outputValidationFailed",
+    "failed",
+)
+SAMPLE_LIMIT = 20
+ROWS_PER_FETCH = 2000
+ACKNOWLEDGE_EVERY = 5000
+_READ_QUEUE_CHUNKS = 2
+
+
+class RunError(Exception):
+    """Ends the run: the message is the run's error."""
+
+
+@dataclass
+class _Pending:
+    """A profile on its way: what to acknowledge once the application answered."""
+
+    profile_id: str
+    matching_text: str
+    input_hash: int
+    external_ids: list[str]
+    purpose: Purpose
+    #: Writes still unanswered (one per matched user when updating duplicates).
+    waiting: int = 1
+    failed: bool = False
+
+
+@dataclass
+class _Batches:
+    creates: list[WriteRecord] = field(default_factory=list)
+    updates: list[WriteRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    profile: dict[str, Any]
+    profile_id: str
+    matching: Any
+    matching_text: str
+    input_hash: int
+    known_ids: list[str] | None
+
+
+class ExportRun:
+    """Runs one export of ``config`` from ``warehouse`` to ``connector``."""
+
+    def __init__(
+        self,
+        config: ExportConfig,
+        warehouse: Warehouse,
+        connector: Connector,
+        *,
+        full: bool = False,
+        run_id: str | None = None,
+        concurrency: int | None = None,
+        progress: Callable[[Counter[str]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.warehouse = warehouse
+        self.connector = connector
+        self.full = full
+        self.run_id = run_id or uuid.uuid4().hex[:16]
+        self.concurrency = concurrency or max(1, connector.rate_limit.max_concurrent)
+        self.progress = progress
+        self.counts: Counter[str] = Counter()
+        self.samples: list[ErrorSample] = []
+        #: Samples of profiles without a matching value: reported after the failures.
+        self._unmatchable: list[ErrorSample] = []
+        self._errors: list[tuple[object, ...]] = []
+        self._acks: list[_Pending] = []
+        self._pending: dict[int, _Pending] = {}
+        self._next_key = 0
+        self._db_lock = asyncio.Lock()
+        self._out_matching = property_by_path(config.out_schema, config.matching_out)
+        self._in_matching_type = property_by_path(config.in_schema, config.matching_in).type
+        self._shared: set[str] = set()
+        self._found: dict[str, list[str]] = {}
+        #: The first error that ended the writes; the reading loop stops on it.
+        self._fatal: BaseException | None = None
+
+    # -- the run ---------------------------------------------------------------------------
+
+    async def run(self) -> RunSummary:
+        started = datetime.now(UTC)
+        error: str | None = None
+        try:
+            await self._export()
+        except (RunError, WarehouseError, ConnectorError) as err:
+            error = str(err)
+        finally:
+            try:
+                await self._flush(final=True)
+            except WarehouseError as err:
+                error = error or str(err)
+        return self._summary(started, error)
+
+    async def _export(self) -> None:
+        config = self.config
+        if config.has_function or config.mapping is None:
+            raise RunError(
+                "function transformations cannot run in this version of Sluice: use a mapping"
+            )
+        selection = self._selection()
+        await asyncio.to_thread(self._check_warehouse, selection)
+        await self._check_destination()
+        try:
+            mapping = compile_mapping(
+                config.mapping,
+                config.in_schema,
+                config.out_schema,
+                time_layouts=self.connector.time_layouts,
+            )
+        except MappingError as err:
+            raise RunError(f"the mapping cannot be compiled: {err}") from None
+        shared, to_read = await self._count(selection)
+        if not (to_read or shared or self.full):
+            return  # nothing new, changed or failed: nothing is read, nothing is sent
+        builder = ProfileBuilder(config.in_schema, selection.input_paths, selection.dialect)
+        writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None] = asyncio.Queue(
+            maxsize=self.concurrency * 2
+        )
+        writers = [asyncio.create_task(self._writer(writes)) for _ in range(self.concurrency)]
+        try:
+            batches = _Batches()
+            async for chunk in self._read(selection, shared):
+                candidates = [self._candidate(row, builder) for row in chunk]
+                await self._match(candidates)
+                for candidate in candidates:
+                    self._decide(candidate, mapping, batches)
+                    await self._send_full(batches, writes)
+                self._raise_fatal()
+                await self._flush()
+            await self._send_full(batches, writes, everything=True)
+            for _ in writers:
+                await writes.put(None)
+            await asyncio.gather(*writers)
+            self._raise_fatal()
+        finally:
+            for task in writers:
+                task.cancel()
+            await asyncio.gather(*writers, return_exceptions=True)
+
+    # -- checks before anything is read ----------------------------------------------------
+
+    def _selection(self) -> ProfileSelection:
+        config = self.config
+        return ProfileSelection(
+            dialect=self.warehouse.dialect,
+            table=config.warehouse.profiles_table,
+            id_column=config.warehouse.profile_id_column,
+            in_schema=config.in_schema,
+            matching_in=config.matching_in,
+            filter=config.filter,
+        )
+
+    def _check_warehouse(self, selection: ProfileSelection) -> None:
+        config = self.config
+        try:
+            check_alignment(config.in_schema, config.profile_schema, other="the profile schema")
+        except AlignmentError as err:
+            raise RunError(
+                f"in the input schema, {err}. Please review and update the pipeline before "
+                "attempting to export the profiles."
+            ) from None
+        table = selection.table
+        columns = self.warehouse.table_columns(table)
+        if columns is None:
+            raise RunError(f'the profiles table "{table}" does not exist in the warehouse')
+        wanted = [(config.warehouse.profile_id_column, "the profile id")] + [
+            (column_name(path), f'the property "{path}"') for path in selection.input_paths
+        ]
+        for column, what in wanted:
+            if column not in columns:
+                raise RunError(f'the profiles table "{table}" has no column "{column}" for {what}')
+        self.warehouse.ensure_bookkeeping()
+
+    async def _check_destination(self) -> None:
+        config = self.config
+        destination = await self.connector.destination_schema()
+        out_schema = config.out_schema
+        matching = property_by_path(out_schema, config.matching_out)
+        if config.export_mode == "UpdateOnly" and not matching.update_required:
+            out_schema = _without(out_schema, config.matching_out)
+        try:
+            check_alignment(
+                out_schema, destination, config.export_mode, other="the application's schema"
+            )
+        except AlignmentError as err:
+            raise RunError(
+                f"in the output schema, {err}. Please review and update the pipeline before "
+                "attempting to export the users."
+            ) from None
+
+    async def _count(self, selection: ProfileSelection) -> tuple[list[object], int]:
+        """Counts the selected profiles; returns the matching values several of them share
+        and how many are new or changed."""
+
+        def counts() -> tuple[int, int, int, list[str], list[object]]:
+            config = self.config
+            statement = selection.counts(config.pipeline_id, config.fingerprint)
+            ((selected, missing, changed),) = self.warehouse.execute(
+                statement.sql, statement.params
+            )
+            without: list[str] = []
+            if missing:
+                statement = selection.without_matching_value(SAMPLE_LIMIT)
+                without = [
+                    row[0] for row in self.warehouse.execute(statement.sql, statement.params)
+                ]
+            shared: list[object] = []
+            if changed or self.full:
+                # Duplicates need a look only when something could have made them.
+                statement = selection.shared_matching_values()
+                shared = [row[0] for row in self.warehouse.execute(statement.sql, statement.params)]
+            return selected, missing, changed, without, shared
+
+        selected, missing, changed, without, shared = await asyncio.to_thread(counts)
+        self.counts["selected"] = selected
+        self.counts["withoutMatchingValue"] = missing
+        message = f'the matching property "{self.config.matching_in}" has no value'
+        self._unmatchable = [ErrorSample(pid, None, "Receive", message) for pid in without]
+        return shared, changed
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _read(self, selection: ProfileSelection, shared: list[object]) -> Any:
+        statement = selection.candidates(
+            self.config.pipeline_id, self.config.fingerprint, shared, everything=self.full
+        )
+        self._shared = {str(value) for value in shared}
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue(
+            maxsize=_READ_QUEUE_CHUNKS
+        )
+        stop = False
+
+        def produce() -> None:
+            try:
+                for rows in self.warehouse.stream(statement.sql, statement.params, ROWS_PER_FETCH):
+                    if stop:
+                        return
+                    asyncio.run_coroutine_threadsafe(chunks.put(rows), loop).result()
+                asyncio.run_coroutine_threadsafe(chunks.put(None), loop).result()
+            except BaseException as err:  # handed to the event loop, raised there
+                asyncio.run_coroutine_threadsafe(chunks.put(err), loop).result()
+
+        reader = asyncio.create_task(asyncio.to_thread(produce))
+        try:
+            while (chunk := await chunks.get()) is not None:
+                if isinstance(chunk, BaseException):
+                    raise chunk
+                yield chunk
+        finally:
+            stop = True
+            while not chunks.empty():
+                chunks.get_nowait()
+            if not reader.done():
+                # Let the producer see ``stop``: it may be blocked on a full queue.
+                while not reader.done():
+                    if not chunks.empty():
+                        chunks.get_nowait()
+                    await asyncio.sleep(0.01)
+            await reader
+
+    def _candidate(self, row: Sequence[Any], builder: ProfileBuilder) -> _Candidate:
+        profile_id, matching_text, input_hash, last_matching, last_ids = row[-5:]
+        profile = builder.profile(row)
+        self.counts["read"] += 1
+        known = list(last_ids) if last_matching == matching_text and last_ids is not None else None
+        return _Candidate(
+            profile=profile,
+            profile_id=profile_id,
+            matching=value_at(profile, self.config.matching_in),
+            matching_text=matching_text,
+            input_hash=input_hash,
+            known_ids=known,
+        )
+
+    async def _match(self, candidates: list[_Candidate]) -> None:
+        """Find the application users of the candidates not matched before (new profiles and
+        changed matching values)."""
+        unknown = sorted(
+            {
+                c.matching_text
+                for c in candidates
+                if c.known_ids is None and c.matching_text not in self._shared
+            }
+        )
+        self._found = {}
+        size = self.connector.lookup_batch_size
+        lookups = [
+            self.connector.lookup(self.config.matching_out, unknown[i : i + size])
+            for i in range(0, len(unknown), size)
+        ]
+        exact: dict[str, list[str]] = {}
+        folded: dict[str, list[str]] = {}
+        for users in await asyncio.gather(*lookups):
+            for user in users:
+                exact.setdefault(user.matching_value, []).append(user.external_id)
+                folded.setdefault(user.matching_value.casefold(), []).append(user.external_id)
+        for value in unknown:
+            ids = exact.get(value) or folded.get(value.casefold()) or []
+            self._found[value] = sorted(set(ids))
+
+    # -- deciding --------------------------------------------------------------------------
+
+    def _decide(self, candidate: _Candidate, mapping: Any, batches: _Batches) -> None:
+        config = self.config
+        pid = candidate.profile_id
+        if candidate.matching_text in self._shared:
+            self._fail(
+                "duplicated",
+                pid,
+                None,
+                "Receive",
+                f"profile has the same «{config.matching_in}» (the matching property) as other "
+                "profiles selected for export",
+            )
+            return
+        ids = candidate.known_ids
+        if ids is None:
+            ids = self._found.get(candidate.matching_text, [])
+        mode = config.export_mode
+        if ids and mode == "CreateOnly":
+            self._acknowledge(candidate, ids, Purpose.CREATE, "alreadyInApplication")
+            return
+        if not ids and mode == "UpdateOnly":
+            self._acknowledge(candidate, ids, Purpose.UPDATE, "notInApplication")
+            return
+        if len(ids) > 1 and not config.update_on_duplicates:
+            self._fail(
+                "duplicated",
+                pid,
+                None,
+                "Receive",
+                f"duplicates found for the matching property {config.matching_in} in the app users",
+            )
+            return
+        purpose = Purpose.UPDATE if ids else Purpose.CREATE
+        out_matching = self._out_matching
+        try:
+            record = mapping.transform(candidate.profile, purpose)
+            if not record and purpose is Purpose.UPDATE and not out_matching.update_required:
+                # Nothing to write: every mapped value was missing and may be left as it is.
+                self._acknowledge(candidate, ids, purpose, "updated")
+                return
+            if purpose is Purpose.CREATE or out_matching.update_required:
+                value = matching_value(
+                    config.matching_in,
+                    self._in_matching_type,
+                    config.matching_out,
+                    out_matching.type,
+                    candidate.matching,
+                )
+                put_at(record, config.matching_out, value)
+        except MatchingValueError as err:
+            self._fail("invalidInput", pid, None, "InputValidation", str(err))
+            return
+        except RecordError as err:
+            step = (
+                "transformationFailed"
+                if err.step == "Transformation"
+                else ("outputValidationFailed")
+            )
+            self._fail(step, pid, None, err.step, err.message)
+            return
+        pending = _Pending(
+            pid,
+            candidate.matching_text,
+            candidate.input_hash,
+            list(ids),
+            purpose,
+            waiting=max(1, len(ids)),
+        )
+        if purpose is Purpose.CREATE:
+            batches.creates.append(self._record(pending, None, record))
+        else:
+            for external_id in ids:
+                batches.updates.append(self._record(pending, external_id, record))
+
+    def _record(self, pending: _Pending, external_id: str | None, record: Any) -> WriteRecord:
+        key = self._next_key
+        self._next_key += 1
+        self._pending[key] = pending
+        return WriteRecord(key, external_id, record)
+
+    async def _send_full(
+        self,
+        batches: _Batches,
+        writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None],
+        everything: bool = False,
+    ) -> None:
+        size = self.connector.batch_size
+        for creating, records in ((True, batches.creates), (False, batches.updates)):
+            while len(records) >= size or (everything and records):
+                batch = records[:size]
+                del records[:size]
+                await writes.put((creating, batch))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def _writer(self, writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None]) -> None:
+        """Sends batches until told to stop. After a fatal error it keeps taking batches
+        without sending them, so the reading loop never waits on a full queue."""
+        while (item := await writes.get()) is not None:
+            if self._fatal is not None:
+                continue
+            creating, records = item
+            try:
+                if creating:
+                    results = await self.connector.create(self.config.matching_out, records)
+                else:
+                    results = await self.connector.update(records)
+            except Exception as err:
+                self._fatal = self._fatal or err
+                continue
+            self._answered(records, results)
+
+    def _raise_fatal(self) -> None:
+        if self._fatal is not None:
+            raise self._fatal
+
+    def _answered(self, records: list[WriteRecord], results: Iterable[WriteResult]) -> None:
+        by_key = {result.key: result for result in results}
+        for record in records:
+            pending = self._pending.pop(record.key)
+            result = by_key.get(record.key)
+            error = (
+                "the application gave no answer for this record"
+                if result is None
+                else (result.error)
+            )
+            if error is not None:
+                if not pending.failed:
+                    pending.failed = True
+                    self._fail("failed", pending.profile_id, record.external_id, "Finalize", error)
+            elif record.external_id is None and result is not None and result.external_id:
+                pending.external_ids = [result.external_id]
+            pending.waiting -= 1
+            if pending.waiting == 0 and not pending.failed:
+                self.counts["created" if pending.purpose is Purpose.CREATE else "updated"] += 1
+                self._acks.append(pending)
+        if self.progress is not None:
+            self.progress(self.counts)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _acknowledge(
+        self, candidate: _Candidate, ids: list[str], purpose: Purpose, count: str
+    ) -> None:
+        self.counts[count] += 1
+        self._acks.append(
+            _Pending(
+                candidate.profile_id,
+                candidate.matching_text,
+                candidate.input_hash,
+                list(ids),
+                purpose,
+                waiting=0,
+            )
+        )
+
+    def _fail(
+        self, count: str, profile_id: str, external_id: str | None, step: str, message: str
+    ) -> None:
+        self.counts[count] += 1
+        self._sample(profile_id, external_id, step, message)
+        self._errors.append(
+            (
+                self.run_id,
+                self.config.pipeline_id,
+                profile_id,
+                external_id,
+                step,
+                message,
+                datetime.now(UTC).replace(tzinfo=None),
+            )
+        )
+
+    def _sample(
+        self, profile_id: str | None, external_id: str | None, step: str, message: str
+    ) -> None:
+        if len(self.samples) < SAMPLE_LIMIT:
+            self.samples.append(ErrorSample(profile_id, external_id, step, message))
+
+    async def _flush(self, final: bool = False) -> None:
+        if (
+            not final
+            and len(self._acks) < ACKNOWLEDGE_EVERY
+            and len(self._errors) < ACKNOWLEDGE_EVERY
+        ):
+            return
+        acks, self._acks = self._acks, []
+        errors, self._errors = self._errors, []
+        if not acks and not errors:
+            return
+        async with self._db_lock:
+            await asyncio.to_thread(self._write_bookkeeping, acks, errors)
+
+    def _write_bookkeeping(self, acks: list[_Pending], errors: list[tuple[object, ...]]) -> None:
+        warehouse = self.warehouse
+        if acks:
+            now = datetime.now(UTC).replace(tzinfo=None)
+            warehouse.execute(
+                acknowledge(warehouse.dialect),
+                [
+                    self.config.pipeline_id,
+                    self.run_id,
+                    now,
+                    [a.profile_id for a in acks],
+                    [a.matching_text for a in acks],
+                    [json.dumps(a.external_ids) for a in acks],
+                    [a.input_hash for a in acks],
+                ],
+            )
+        statement = record_errors(warehouse.dialect)
+        for error in errors:
+            warehouse.execute(statement, error)
+
+    # -- the summary -----------------------------------------------------------------------
+
+    def _summary(self, started: datetime, error: str | None) -> RunSummary:
+        counts = {name: self.counts[name] for name in COUNT_NAMES}
+        counts["unchanged"] = max(
+            0, counts["selected"] - counts["withoutMatchingValue"] - counts["read"]
+        )
+        failures = sum(counts[name] for name in _FAILURE_COUNTS)
+        outcome: RunOutcome = "Succeeded"
+        exportable = counts["read"] + counts["unchanged"]
+        if error is not None or (failures and failures >= exportable):
+            outcome = "Failed"
+        elif failures:
+            outcome = "PartiallyFailed"
+        if error is None and failures:
+            error = (
+                f"{failures} of {counts['read']} profiles read failed"
+                if outcome == "PartiallyFailed"
+                else f"every profile failed ({failures})"
+            )
+        return RunSummary(
+            outcome=outcome,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            counts=counts,
+            error=error,
+            error_samples=tuple((self.samples + self._unmatchable)[:SAMPLE_LIMIT]),
+        )
+
+
+def _without(schema: Type, path: str) -> Type:
+    """The object type without the property at ``path`` (and without objects left empty)."""
+    keep = [p for p in leaf_paths(schema) if p != path and not p.startswith(path + ".")]
+    return prune(schema, keep)

@@ -1,0 +1,283 @@
+"""Exports end to end: a real warehouse (DuckDB and PostgreSQL), the HubSpot connector, the
+loopback HubSpot twin. Each test asserts what a user sees: the run summary, what the
+application holds, what was sent, and Sluice's bookkeeping in the warehouse."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from sluice.filters.evaluate import compile_predicate
+from sluice.filters.model import parse_filter
+from sluice.model.types import parse_type
+from sluice.model.values import decode_record
+from tests.integration.conftest import PROFILE_SCHEMA, Target
+
+WRITES = (
+    "POST /crm/v3/objects/contacts/batch/create",
+    "POST /crm/v3/objects/contacts/batch/update",
+)
+US_ONLY = {
+    "logical": "and",
+    "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
+}
+
+
+def person(i: int, **changes: Any) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "first_name": f"First{i}",
+        "last_name": f"Last{i}",
+        "email": f"user{i}@example.com",
+        "customer_id": 1000 + i,
+        "account_id": uuid.uuid5(uuid.NAMESPACE_URL, f"account-{i}"),
+        "loyalty_points": i * 10,
+        "address": {"city": f"City{i % 7}", "country": "US" if i % 2 == 0 else "GB"},
+    }
+    profile.update(changes)
+    return profile
+
+
+def people(count: int) -> dict[str, dict[str, Any]]:
+    return {f"p{i:05d}": person(i) for i in range(count)}
+
+
+def requests_to(target: Target, endpoints: tuple[str, ...]) -> int:
+    stats = target.twin.stats()["requests"]
+    return sum(sum(stats.get(endpoint, {}).values()) for endpoint in endpoints)
+
+
+def exported_rows(target: Target) -> int:
+    ((count,),) = target.sql("SELECT COUNT(*) FROM sluice_exported_profiles")
+    return int(count)
+
+
+# -------------------------------------------------------------------------------------------
+# Change detection
+# -------------------------------------------------------------------------------------------
+
+
+def test_a_first_run_creates_the_selected_profiles_and_a_rerun_sends_nothing(
+    target: Target,
+) -> None:
+    profiles = people(60)
+    profiles["p00002"]["email"] = None  # US, no matching value
+    profiles["p00004"]["email"] = "user6@example.com"  # US, shares p00006's email
+    target.load(profiles)
+
+    first = target.export()
+
+    assert first.outcome == "PartiallyFailed"
+    assert first.counts["selected"] == 30
+    assert first.counts["withoutMatchingValue"] == 1
+    assert first.counts["duplicated"] == 2
+    assert first.counts["created"] == 27
+    contacts = target.contacts()
+    assert sorted(contacts) == sorted(
+        f"user{i}@example.com" for i in range(0, 60, 2) if i not in (2, 4, 6)
+    )
+    assert contacts["user8@example.com"]["properties"]["firstname"] == "First8"
+    samples = {(s.profile, s.step) for s in first.error_samples}
+    assert ("p00004", "Receive") in samples and ("p00006", "Receive") in samples
+    assert ("p00002", "Receive") in samples  # reported, not silently dropped
+
+    before = requests_to(target, (*WRITES, "POST /crm/v3/objects/contacts/batch/read"))
+    second = target.export()
+
+    assert second.counts["unchanged"] == 27
+    assert second.counts["read"] == 2  # only the duplicates, reported again
+    assert second.counts["created"] == 0
+    assert requests_to(target, (*WRITES, "POST /crm/v3/objects/contacts/batch/read")) == before
+
+
+def test_a_rerun_after_changes_sends_exactly_the_changed_profiles(target: Target) -> None:
+    target.load(people(400))
+    config = target.config(exportMode="CreateOrUpdate", filter=US_ONLY)
+    assert target.export(config).counts["created"] == 200
+    changed = [f"p{i:05d}" for i in range(0, 400, 2)][:2]  # 1 % of the selected profiles
+    for profile_id in changed:
+        target.sql(
+            "UPDATE profiles SET first_name = 'Renamed' WHERE _kpid = "
+            + ("%s" if target.kind == "PostgreSQL" else "?"),
+            [profile_id],
+        )
+    updates_before = target.twin.stats()["updates"]
+
+    rerun = target.export(config)
+
+    assert rerun.outcome == "Succeeded"
+    assert (rerun.counts["read"], rerun.counts["updated"], rerun.counts["created"]) == (2, 2, 0)
+    assert rerun.counts["unchanged"] == 198
+    assert target.twin.stats()["updates"] - updates_before == 2
+    assert target.contacts()["user0@example.com"]["properties"]["firstname"] == "Renamed"
+
+
+def test_a_changed_mapping_re_evaluates_every_profile(target: Target) -> None:
+    target.load(people(20))
+    target.export(target.config(exportMode="CreateOrUpdate"))
+    mapping = {"contact.firstname": "last_name", "contact.lastname": "first_name"}
+
+    rerun = target.export(
+        target.config(
+            exportMode="CreateOrUpdate", transformation={"mapping": mapping, "function": None}
+        )
+    )
+
+    assert rerun.counts["updated"] == 10
+    assert target.contacts()["user2@example.com"]["properties"]["firstname"] == "Last2"
+
+
+def test_full_re_evaluates_unchanged_profiles(target: Target) -> None:
+    target.load(people(20))
+    config = target.config(exportMode="CreateOrUpdate")
+    target.export(config)
+    assert target.export(config, full=True).counts["updated"] == 10
+
+
+# -------------------------------------------------------------------------------------------
+# Export modes and duplicates
+# -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("CreateOnly", {"created": 3, "alreadyInApplication": 2, "updated": 0}),
+        ("UpdateOnly", {"created": 0, "notInApplication": 3, "updated": 2}),
+        ("CreateOrUpdate", {"created": 3, "updated": 2}),
+    ],
+)
+def test_export_modes_decide_between_create_and_update(
+    target: Target, mode: str, expected: dict[str, int]
+) -> None:
+    target.load({f"p{i}": person(i) for i in (0, 2, 4, 6, 8)})
+    target.twin.add_contacts(
+        [{"email": "USER0@example.com", "firstname": "Old"}, {"email": "user2@example.com"}]
+    )
+
+    summary = target.export(target.config(exportMode=mode))
+
+    assert summary.outcome == "Succeeded"
+    assert {k: summary.counts[k] for k in expected} == expected
+    contacts = target.contacts()
+    first_name = contacts["user0@example.com"]["properties"]["firstname"]
+    assert first_name == ("First0" if mode != "CreateOnly" else "Old")
+    assert ("user4@example.com" in contacts) == (mode != "UpdateOnly")
+    assert len(contacts) == (2 if mode == "UpdateOnly" else 5)
+
+
+@pytest.mark.parametrize("update_on_duplicates", [False, True])
+def test_application_duplicates_fail_or_fan_out(target: Target, update_on_duplicates: bool) -> None:
+    target.load({"p0": person(0), "p2": person(2)})
+    target.twin.add_contacts(
+        [
+            {"email": "a@example.com", "customer_code": "1000"},
+            {"email": "b@example.com", "customer_code": "1000"},
+            {"email": "c@example.com", "customer_code": "1002"},
+        ]
+    )
+    config = target.config(
+        exportMode="UpdateOnly",
+        updateOnDuplicates=update_on_duplicates,
+        matching={"in": "customer_id", "out": "contact.customer_code"},
+    )
+
+    summary = target.export(config)
+
+    names = {
+        c["properties"]["email"]: c["properties"].get("firstname") for c in target.twin.contacts()
+    }
+    assert names["c@example.com"] == "First2"
+    if update_on_duplicates:
+        assert summary.counts["updated"] == 2
+        assert names["a@example.com"] == names["b@example.com"] == "First0"
+    else:
+        assert summary.counts["duplicated"] == 1 and summary.counts["updated"] == 1
+        assert summary.error_samples[0].message == (
+            "duplicates found for the matching property customer_id in the app users"
+        )
+        assert names["a@example.com"] is None
+
+
+def test_int_and_uuid_matching_values_match_on_both_warehouses(target: Target) -> None:
+    """Krenalis compared a native int or uuid column with text on PostgreSQL, which fails."""
+    target.load({"p0": person(0), "p2": person(2)})
+    account = str(person(2)["account_id"])
+    target.twin.add_contacts([{"email": "known@example.com", "customer_code": account}])
+    config = target.config(
+        exportMode="CreateOrUpdate", matching={"in": "account_id", "out": "contact.customer_code"}
+    )
+
+    summary = target.export(config)
+
+    assert (summary.counts["created"], summary.counts["updated"]) == (1, 1)
+    codes = {c["properties"]["customer_code"] for c in target.twin.contacts()}
+    assert codes == {account, str(person(0)["account_id"])}
+    assert target.export(config).counts["read"] == 0
+
+
+def test_a_run_where_the_application_refuses_every_record_fails(target: Target) -> None:
+    target.load({"p0": person(0, email="not an email at all")})
+
+    summary = target.export()
+
+    assert summary.outcome == "Failed"
+    assert summary.counts["failed"] == 1
+    assert summary.error_samples[0].profile == "p0"
+    assert "INVALID_EMAIL" in summary.error_samples[0].message
+    ((step, message),) = target.sql("SELECT step, message FROM sluice_run_errors")
+    assert step == "Finalize" and "INVALID_EMAIL" in message
+    assert exported_rows(target) == 0
+
+
+# -------------------------------------------------------------------------------------------
+# Filters: the warehouse selects what the in-memory evaluator selects
+# -------------------------------------------------------------------------------------------
+
+FILTERS = [
+    US_ONLY,
+    {
+        "logical": "and",
+        "conditions": [{"property": "address.country", "operator": "is not", "values": ["US"]}],
+    },
+    {
+        "logical": "or",
+        "conditions": [
+            {"property": "loyalty_points", "operator": "is between", "values": ["100", "200"]},
+            {"property": "first_name", "operator": "starts with", "values": ["First3"]},
+        ],
+    },
+    {
+        "logical": "and",
+        "conditions": [
+            {"property": "address.city", "operator": "is one of", "values": ["City1", "City2"]},
+            {"property": "last_name", "operator": "ends with", "values": ["1"]},
+        ],
+    },
+    {"logical": "and", "conditions": [{"property": "address.city", "operator": "does not exist"}]},
+]
+
+
+@pytest.mark.parametrize("filter_json", FILTERS, ids=range(len(FILTERS)))
+def test_the_warehouse_selects_what_the_preview_selects(
+    target: Target, filter_json: dict[str, Any]
+) -> None:
+    profiles = people(40)
+    for i in (3, 13, 21):
+        profiles[f"p{i:05d}"]["address"].pop("city")
+    target.load(profiles)
+    schema = parse_type(PROFILE_SCHEMA)
+    keep = compile_predicate(parse_filter(filter_json, schema), schema)
+    expected = sorted(
+        str(p["email"]) for p in profiles.values() if keep(decode_record(schema, _as_json(p)))
+    )
+
+    summary = target.export(target.config(filter=filter_json))
+
+    assert summary.counts["selected"] == len(expected)
+    assert sorted(target.contacts()) == expected
+
+
+def _as_json(profile: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in profile.items()}

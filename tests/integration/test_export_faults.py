@@ -1,0 +1,261 @@
+"""Exports meeting faults: bad warehouses and schemas, a revoked token, 429 storms, 5xx bursts,
+lost answers and a killed process. Each run must end with a clear error or survive within its
+retry budget, and leave the application and the bookkeeping consistent: no duplicate, nothing
+missing once a later run completes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.integration.conftest import OUT_SCHEMA, PROFILE_SCHEMA, TOKEN, Target
+from tests.integration.test_export import WRITES, exported_rows, people, person, requests_to
+from tests.operator_process import ROOT, eventually
+
+BY_CUSTOMER_CODE = {"in": "customer_id", "out": "contact.customer_code"}
+#: The ``sluice`` command of the environment running the tests.
+SLUICE = str(Path(sys.executable).parent / "sluice")
+
+
+def customer_codes(target: Target) -> list[str]:
+    return sorted(str(c["properties"]["customer_code"]) for c in target.twin.contacts())
+
+
+# -------------------------------------------------------------------------------------------
+# Checked before anything is sent
+# -------------------------------------------------------------------------------------------
+
+
+def test_an_unreachable_warehouse_fails_the_run(target: Target) -> None:
+    location = (
+        "/nonexistent/warehouse.duckdb"
+        if target.kind == "DuckDB"
+        else "postgresql://sluice@127.0.0.1:9/nowhere?connect_timeout=2"
+    )
+    unreachable = Target(target.kind, location, target.twin, target.base_url)
+
+    summary = unreachable.export()
+
+    assert summary.outcome == "Failed"
+    assert summary.error is not None
+    assert summary.error.startswith(
+        "the DuckDB warehouse" if target.kind == "DuckDB" else "cannot connect to the PostgreSQL"
+    )
+    assert target.twin.stats()["requests"] == {}
+
+
+def test_a_missing_table_or_column_fails_before_anything_is_sent(target: Target) -> None:
+    summary = target.export()
+    assert summary.outcome == "Failed"
+    assert summary.error == 'the profiles table "profiles" does not exist in the warehouse'
+
+    target.load(people(4))
+    target.sql('ALTER TABLE profiles DROP COLUMN "address_city"')
+    summary = target.export()
+    assert summary.error == (
+        'the profiles table "profiles" has no column "address_city" for the property "address.city"'
+    )
+    assert requests_to(target, WRITES) == 0
+
+
+def test_schemas_that_no_longer_align_fail_with_the_api_message(target: Target) -> None:
+    target.load(people(4))
+    in_schema = json.loads(json.dumps(PROFILE_SCHEMA))
+    in_schema["properties"][0]["type"]["maxLength"] = 50
+
+    summary = target.export(target.config(inSchema=in_schema))
+
+    assert summary.error is not None
+    assert summary.error.startswith('in the input schema, "first_name" property')
+    assert summary.error.endswith(
+        "Please review and update the pipeline before attempting to export the profiles."
+    )
+
+    out_schema = json.loads(json.dumps(OUT_SCHEMA))
+    out_schema["properties"][0]["type"]["properties"].append(
+        {"name": "no_such_property", "type": {"kind": "string"}, "nullable": True}
+    )
+    summary = target.export(target.config(outSchema=out_schema))
+    assert summary.error == (
+        'in the output schema, "contact.no_such_property" property does not exist in the '
+        "application's schema. Please review and update the pipeline before attempting to "
+        "export the users."
+    )
+    assert requests_to(target, WRITES) == 0
+
+
+# -------------------------------------------------------------------------------------------
+# Application faults
+# -------------------------------------------------------------------------------------------
+
+
+def test_a_revoked_token_stops_the_run_and_keeps_only_acknowledged_state(target: Target) -> None:
+    target.load(people(600))
+    target.twin.fail_next(1, 401, path="batch/create")  # stands for a token revoked mid-run
+
+    summary = target.export(target.config(exportMode="CreateOrUpdate"))
+
+    assert summary.outcome == "Failed"
+    assert summary.error is not None and "401" in summary.error
+    created = len(target.twin.contacts())
+    assert exported_rows(target) == created == summary.counts["created"]
+
+    rerun = target.export(target.config(exportMode="CreateOrUpdate"))
+
+    assert rerun.outcome == "Succeeded"
+    assert rerun.counts["created"] == 300 - created
+    assert len(target.contacts()) == 300
+
+
+def test_429_storms_and_5xx_bursts_are_survived(target: Target) -> None:
+    target.load(people(400))
+    target.twin.force_rate_limit(6)
+    target.twin.fail_next(3, 503, path="batch/create")
+    target.twin.fail_next(2, 502, path="batch/read")
+
+    summary = target.export()
+
+    assert summary.outcome == "Succeeded"
+    assert summary.counts["created"] == 200
+    assert len(target.contacts()) == 200
+
+
+def test_a_create_whose_answer_is_lost_is_not_sent_twice(target: Target) -> None:
+    """The twin applies the create and answers 502: a blind retry would duplicate contacts
+    matched on a non-unique property."""
+    target.load(people(300))
+    target.twin.fail_next(2, 502, path="batch/create", after_apply=True)
+
+    summary = target.export(target.config(matching=BY_CUSTOMER_CODE))
+
+    assert summary.outcome == "Succeeded"
+    assert summary.counts["created"] == 150
+    assert customer_codes(target) == sorted(str(1000 + i) for i in range(0, 300, 2))
+
+
+def test_a_run_killed_midway_is_completed_by_the_next_without_duplicates(
+    target: Target, tmp_path: Path
+) -> None:
+    target.load(people(2000))
+    mapping = {"contact.email": "email", "contact.firstname": "first_name"}
+    manifests = write_manifests(
+        target, tmp_path, matching=BY_CUSTOMER_CODE, transformation={"mapping": mapping}
+    )
+    target.twin.set_latency(0.3)
+    command = [SLUICE, "export", "-f", str(manifests), "--pipeline", "export-customers"]
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=(tmp_path / "err").open("w")
+    )
+    try:
+        eventually(lambda: target.twin.contact_count() >= 100, "100 contacts", timeout=60)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    partial = target.twin.contact_count()
+    assert 100 <= partial < 1000
+    target.twin.set_latency(0)
+
+    rerun = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    summary = json.loads(rerun.stdout)
+    assert summary["outcome"] == "Succeeded"
+    assert summary["counts"]["created"] + summary["counts"]["alreadyInApplication"] == 1000
+    assert customer_codes(target) == sorted(str(1000 + i) for i in range(0, 2000, 2))
+
+
+def write_manifests(target: Target, folder: Path, **pipeline: Any) -> Path:
+    """The examples' manifests for this warehouse and twin, with pipeline changes."""
+    documents = []
+    for name in ("workspace.yaml", "hubspot-connection.yaml", "seed-pipeline.yaml"):
+        documents.extend(yaml.safe_load_all((ROOT / "examples" / name).read_text()))
+    for document in documents:
+        kind, name = document["kind"], document["metadata"]["name"]
+        if kind == "Workspace":
+            warehouse = document["spec"]["warehouse"]
+            warehouse["type"] = target.kind
+            if target.kind == "DuckDB":
+                warehouse.pop("dsnSecretRef")
+                warehouse["path"] = target.location
+            document["spec"]["profileSchema"] = PROFILE_SCHEMA
+        elif kind == "Secret" and name == "warehouse":
+            document["stringData"]["dsn"] = target.location
+        elif kind == "Secret" and name == "hubspot-credentials":
+            document["stringData"]["accessToken"] = TOKEN
+        elif kind == "Connection":
+            document["spec"]["settings"] = {"baseUrl": target.base_url}
+        elif kind == "ExportPipeline":
+            spec = document["spec"]
+            spec.update(pipeline)
+            written = {
+                key.split(".")[-1]
+                for key in [*spec["transformation"]["mapping"], spec["matching"]["out"]]
+            }
+            contact = OUT_SCHEMA["properties"][0]
+            spec["outSchema"] = {
+                "kind": "object",
+                "properties": [
+                    {
+                        **contact,
+                        "type": {
+                            "kind": "object",
+                            "properties": [
+                                p for p in contact["type"]["properties"] if p["name"] in written
+                            ],
+                        },
+                    }
+                ],
+            }
+            sources = set(spec["transformation"]["mapping"].values())
+            used = (*sources, spec["matching"]["in"])
+            address = next(p for p in PROFILE_SCHEMA["properties"] if p["name"] == "address")
+            country_only = {
+                **address,
+                "type": {"kind": "object", "properties": address["type"]["properties"][1:]},
+            }
+            spec["inSchema"] = {
+                "kind": "object",
+                "properties": [p for p in PROFILE_SCHEMA["properties"] if p["name"] in used]
+                + [country_only],
+            }
+    path = folder / "manifests.yaml"
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def test_the_command_writes_the_summary_and_exits_by_outcome(
+    target: Target, tmp_path: Path
+) -> None:
+    target.load({"p0": person(0), "p2": person(2, email=None)})
+    manifests = write_manifests(target, tmp_path)
+    log = tmp_path / "termination-log"
+    command = [SLUICE, "export", "-f", str(manifests), "--termination-log", str(log)]
+
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert log.read_text() == done.stdout.strip()
+    assert summary["counts"]["created"] == 1
+    assert summary["counts"]["withoutMatchingValue"] == 1
+    assert summary["errorSamples"] == [
+        {
+            "profile": "p2",
+            "externalId": None,
+            "step": "Receive",
+            "message": 'the matching property "email" has no value',
+        }
+    ]
+    events = [json.loads(line)["event"] for line in done.stderr.splitlines()]
+    assert events[0] == "run started" and events[-1] == "run finished"
+
+    target.sql("DROP TABLE profiles")
+    failed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1
+    assert json.loads(log.read_text())["outcome"] == "Failed"
