@@ -115,7 +115,7 @@ def test_a_revoked_token_stops_the_run_and_keeps_only_acknowledged_state(target:
 
 def test_429_storms_and_5xx_bursts_are_survived(target: Target) -> None:
     target.load(people(400))
-    target.twin.force_rate_limit(6)
+    target.twin.force_rate_limit(3)
     target.twin.fail_next(3, 503, path="batch/create")
     target.twin.fail_next(2, 502, path="batch/read")
 
@@ -124,6 +124,9 @@ def test_429_storms_and_5xx_bursts_are_survived(target: Target) -> None:
     assert summary.outcome == "Succeeded"
     assert summary.counts["created"] == 200
     assert len(target.contacts()) == 200
+    answered = target.twin.stats()["requests"].values()
+    assert sum(statuses.get("429", 0) for statuses in answered) == 3
+    assert sum(statuses.get("503", 0) + statuses.get("502", 0) for statuses in answered) == 5
 
 
 def test_a_create_whose_answer_is_lost_is_not_sent_twice(target: Target) -> None:
