@@ -309,20 +309,42 @@ def test_lookup_by_a_unique_custom_property_reads_by_id_property(twin, twin_url)
     assert "POST /crm/v3/objects/contacts/search" not in twin.stats()["requests"]
 
 
-def test_a_conflict_fails_only_its_record(twin, twin_url):
+def test_a_create_colliding_on_the_matching_value_names_the_holder(twin, twin_url):
     (existing,) = twin.add_contacts([{"email": "taken@example.com"}])
     results = with_connector(
         twin_url[1],
         lambda c: c.create(
             "contact.email",
-            [contact(1, "new@example.com"), contact(2, "taken@example.com")],
+            [contact(1, "new@example.com"), contact(2, "Taken@Example.com")],
         ),
     )
     assert results[0].external_id is not None and results[0].error is None
-    assert results[1].external_id is None
-    assert results[1].error is not None
-    assert results[1].error.startswith("CONFLICT: ")
-    assert existing in results[1].error
+    assert (results[1].external_id, results[1].error) == (None, None)
+    assert results[1].existing_id == existing
+
+
+def test_a_conflict_on_a_property_that_is_not_the_matching_one_fails_its_record(twin, twin_url):
+    (existing,) = twin.add_contacts([{"email": "taken@example.com", "member_no": "M-1"}])
+    results = with_connector(
+        twin_url[1],
+        lambda c: c.create(
+            "contact.member_no",
+            [contact(1, "taken@example.com", member_no="M-2")],
+        ),
+    )
+    assert results[0].existing_id is None
+    assert results[0].error is not None and results[0].error.startswith("CONFLICT: ")
+    assert existing in results[0].error
+
+
+def test_only_email_conflicts_name_their_holder(twin, twin_url):
+    async def both(c: HubSpotConnector) -> tuple[bool, bool]:
+        return (
+            await c.refuses_duplicates("contact.email"),
+            await c.refuses_duplicates("contact.member_no"),
+        )
+
+    assert with_connector(twin_url[1], both) == (True, False)
 
 
 def test_an_invalid_value_fails_only_its_record(twin, twin_url):

@@ -40,11 +40,14 @@ class WriteRecord:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """The application's answer for one record: the user's id, or why it was refused."""
+    """The application's answer for one record: the user's id, or why it was refused; or, for
+    a create, the user that already holds the record's matching value (``existing_id``), when
+    the application refuses a second one (see :meth:`Connector.refuses_duplicates`)."""
 
     key: int
     external_id: str | None = None
     error: str | None = None
+    existing_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,12 @@ class Connector(Protocol):
 
     async def destination_schema(self) -> Type:
         """The properties a pipeline may write, read-only ones excluded."""
+        ...
+
+    async def refuses_duplicates(self, matching_path: str) -> bool:
+        """Whether the application refuses two users with the same value at ``matching_path``
+        and names the holder when a create collides: then the engine creates without looking
+        the value up first, halving the requests of a first export."""
         ...
 
     async def lookup(self, matching_path: str, values: Sequence[str]) -> list[AppUser]:

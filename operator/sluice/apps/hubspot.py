@@ -335,6 +335,20 @@ def error_message(response: httpx.Response) -> str:
     return text[:300] if text else "(empty body)"
 
 
+_EXISTING_ID = re.compile(r"Existing ID: *([0-9]+)")
+
+
+def _refusal(error: Mapping[str, Any], key: int, match: _Matching | None) -> WriteResult:
+    """A record's refusal; a create matched by email colliding with the contact that holds
+    the email names that contact instead: HubSpot's CONFLICT "Contact already exists.
+    Existing ID: <id>" is about emails (a unique custom property's conflict is not read so)."""
+    if match is not None and match.field.name == "email" and error.get("category") == "CONFLICT":
+        holder = _EXISTING_ID.search(str(error.get("message") or ""))
+        if holder is not None:
+            return WriteResult(key, existing_id=holder.group(1))
+    return WriteResult(key, error=_error_text(error))
+
+
 def _error_text(error: Mapping[str, Any]) -> str:
     category = str(error.get("category") or "ERROR")
     message = str(error.get("message") or "no message")
@@ -427,6 +441,12 @@ class HubSpotConnector:
                 raise ConnectorError(f"{APP} listed the contact properties without results")
             self._schema = build_schema(r for r in results if isinstance(r, Mapping))
         return self._schema
+
+    async def refuses_duplicates(self, matching_path: str) -> bool:
+        """HubSpot keeps emails unique, and a create colliding on one answers CONFLICT with
+        ``Existing ID: <id>``. (Custom unique properties are unique too, but their conflicts do
+        not name the holder in a documented form: those are looked up first.)"""
+        return (await self._field(matching_path)).name == "email"
 
     async def _field(self, path: str) -> HubSpotField:
         field = (await self.schema()).fields.get(path)
@@ -620,7 +640,7 @@ class HubSpotConnector:
         if status in _SPLIT_STATUSES:
             body = _json(response)
             if len(batch) == 1:
-                results[records[0].key] = WriteResult(records[0].key, error=_error_text(body))
+                results[records[0].key] = _refusal(body, records[0].key, match)
                 return
             # HubSpot refused the whole batch (nothing was written): halves find the culprit.
             half = len(batch) // 2
@@ -684,7 +704,7 @@ def _map_batch(
             ]
         if targets:
             for target in targets:
-                settle(WriteResult(target.key, error=_error_text(error)))
+                settle(_refusal(error, target.key, match))
         else:
             unassigned.append(_error_text(error))
     left = [r for r in records if r.key not in answered]

@@ -25,12 +25,17 @@ from sluice.apps.connector import Connector, ConnectorError, WriteRecord, WriteR
 from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
-from sluice.mapping import MappingError, Purpose, RecordError, compile_mapping
+from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
 from sluice.model.types import Type, column_name, leaf_paths, property_by_path, prune
 from sluice.model.values import put_at, value_at
 from sluice.warehouses import Warehouse, WarehouseError
-from sluice.warehouses.queries import ProfileSelection, acknowledge, record_errors
+from sluice.warehouses.queries import (
+    CANDIDATES_TABLE,
+    ProfileSelection,
+    acknowledge,
+    record_errors,
+)
 from sluice.warehouses.rows import ProfileBuilder
 
 #: The counts of a run summary, in the order they are reported.
@@ -66,26 +71,6 @@ class RunError(Exception):
     """Ends the run: the message is the run's error."""
 
 
-@dataclass
-class _Pending:
-    """A profile on its way: what to acknowledge once the application answered."""
-
-    profile_id: str
-    matching_text: str
-    input_hash: int
-    external_ids: list[str]
-    purpose: Purpose
-    #: Writes still unanswered (one per matched user when updating duplicates).
-    waiting: int = 1
-    failed: bool = False
-
-
-@dataclass
-class _Batches:
-    creates: list[WriteRecord] = field(default_factory=list)
-    updates: list[WriteRecord] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class _Candidate:
     profile: dict[str, Any]
@@ -94,6 +79,28 @@ class _Candidate:
     matching_text: str
     input_hash: int
     known_ids: list[str] | None
+
+
+@dataclass
+class _Pending:
+    """A profile on its way: what to acknowledge once the application answered."""
+
+    candidate: _Candidate
+    external_ids: list[str]
+    purpose: Purpose
+    #: Writes still unanswered (one per matched user when updating duplicates).
+    waiting: int = 1
+    failed: bool = False
+
+    @property
+    def profile_id(self) -> str:
+        return self.candidate.profile_id
+
+
+@dataclass
+class _Batches:
+    creates: list[WriteRecord] = field(default_factory=list)
+    updates: list[WriteRecord] = field(default_factory=list)
 
 
 class ExportRun:
@@ -132,6 +139,9 @@ class ExportRun:
         self._found: dict[str, list[str]] = {}
         #: The first error that ended the writes; the reading loop stops on it.
         self._fatal: BaseException | None = None
+        self._create_first = False
+        self._mapping: CompiledMapping | None = None
+        self._conflicts: list[tuple[_Candidate, str]] = []
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -159,7 +169,7 @@ class ExportRun:
         await asyncio.to_thread(self._check_warehouse, selection)
         await self._check_destination()
         try:
-            mapping = compile_mapping(
+            self._mapping = compile_mapping(
                 config.mapping,
                 config.in_schema,
                 config.out_schema,
@@ -167,8 +177,13 @@ class ExportRun:
             )
         except MappingError as err:
             raise RunError(f"the mapping cannot be compiled: {err}") from None
+        # Where the application refuses a second user with the same matching value, a create
+        # needs no lookup first: a conflict names the user that holds the value.
+        self._create_first = config.export_mode != "UpdateOnly" and (
+            await self.connector.refuses_duplicates(config.matching_out)
+        )
         shared, to_read = await self._count(selection)
-        if not (to_read or shared or self.full):
+        if not to_read:
             return  # nothing new, changed or failed: nothing is read, nothing is sent
         builder = ProfileBuilder(config.in_schema, selection.input_paths, selection.dialect)
         writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None] = asyncio.Queue(
@@ -181,11 +196,17 @@ class ExportRun:
                 candidates = [self._candidate(row, builder) for row in chunk]
                 await self._match(candidates)
                 for candidate in candidates:
-                    self._decide(candidate, mapping, batches)
+                    self._decide(candidate, batches)
                     await self._send_full(batches, writes)
+                self._update_conflicts(batches)
                 self._raise_fatal()
                 await self._flush()
             await self._send_full(batches, writes, everything=True)
+            # Creates refused for an existing user come back as updates, until none is left.
+            await writes.join()
+            while self._update_conflicts(batches):
+                await self._send_full(batches, writes, everything=True)
+                await writes.join()
             for _ in writers:
                 await writes.put(None)
             await asyncio.gather(*writers)
@@ -247,29 +268,41 @@ class ExportRun:
             ) from None
 
     async def _count(self, selection: ProfileSelection) -> tuple[list[object], int]:
-        """Counts the selected profiles; returns the matching values several of them share
-        and how many are new or changed."""
+        """Counts the selected profiles and stages the candidates (new or changed, and the
+        holders of shared matching values) in the warehouse; returns the shared matching
+        values and how many profiles are new or changed."""
 
-        def counts() -> tuple[int, int, int, list[str], list[object]]:
-            config = self.config
-            statement = selection.counts(config.pipeline_id, config.fingerprint)
-            ((selected, missing, changed),) = self.warehouse.execute(
-                statement.sql, statement.params
+        def stage() -> tuple[int, list[object]]:
+            config, warehouse = self.config, self.warehouse
+            warehouse.prepare(f"DROP TABLE IF EXISTS {CANDIDATES_TABLE}")
+            statement = selection.stage_candidates(
+                config.pipeline_id, config.fingerprint, everything=self.full
             )
+            warehouse.prepare(statement.sql, statement.params)
+            ((changed,),) = warehouse.prepare(f"SELECT COUNT(*) FROM {CANDIDATES_TABLE}")
+            shared: list[object] = []
+            if changed:  # duplicates arise only from new or changed profiles
+                statement = selection.shared_matching_values()
+                shared = [row[0] for row in warehouse.prepare(statement.sql, statement.params)]
+            if shared:
+                statement = selection.stage_sharing(config.pipeline_id, config.fingerprint, shared)
+                warehouse.prepare(statement.sql, statement.params)
+            return changed, shared
+
+        def count() -> tuple[int, int, list[str]]:
+            # On the bookkeeping connection, while the reading one stages.
+            statement = selection.counts()
+            ((selected, missing),) = self.warehouse.execute(statement.sql, statement.params)
             without: list[str] = []
             if missing:
                 statement = selection.without_matching_value(SAMPLE_LIMIT)
-                without = [
-                    row[0] for row in self.warehouse.execute(statement.sql, statement.params)
-                ]
-            shared: list[object] = []
-            if changed or self.full:
-                # Duplicates need a look only when something could have made them.
-                statement = selection.shared_matching_values()
-                shared = [row[0] for row in self.warehouse.execute(statement.sql, statement.params)]
-            return selected, missing, changed, without, shared
+                rows = self.warehouse.execute(statement.sql, statement.params)
+                without = [row[0] for row in rows]
+            return selected, missing, without
 
-        selected, missing, changed, without, shared = await asyncio.to_thread(counts)
+        (changed, shared), (selected, missing, without) = await asyncio.gather(
+            asyncio.to_thread(stage), asyncio.to_thread(count)
+        )
         self.counts["selected"] = selected
         self.counts["withoutMatchingValue"] = missing
         message = f'the matching property "{self.config.matching_in}" has no value'
@@ -279,9 +312,7 @@ class ExportRun:
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(self, selection: ProfileSelection, shared: list[object]) -> Any:
-        statement = selection.candidates(
-            self.config.pipeline_id, self.config.fingerprint, shared, everything=self.full
-        )
+        staged = selection.staged_candidates()
         self._shared = {str(value) for value in shared}
         loop = asyncio.get_running_loop()
         chunks: asyncio.Queue[list[Any] | BaseException | None] = asyncio.Queue(
@@ -291,7 +322,7 @@ class ExportRun:
 
         def produce() -> None:
             try:
-                for rows in self.warehouse.stream(statement.sql, statement.params, ROWS_PER_FETCH):
+                for rows in self.warehouse.stream(staged, (), ROWS_PER_FETCH):
                     if stop:
                         return
                     asyncio.run_coroutine_threadsafe(chunks.put(rows), loop).result()
@@ -340,6 +371,8 @@ class ExportRun:
                 for c in candidates
                 if c.known_ids is None and c.matching_text not in self._shared
             }
+            if not self._create_first
+            else ()
         )
         self._found = {}
         size = self.connector.lookup_batch_size
@@ -359,7 +392,7 @@ class ExportRun:
 
     # -- deciding --------------------------------------------------------------------------
 
-    def _decide(self, candidate: _Candidate, mapping: Any, batches: _Batches) -> None:
+    def _decide(self, candidate: _Candidate, batches: _Batches) -> None:
         config = self.config
         pid = candidate.profile_id
         if candidate.matching_text in self._shared:
@@ -391,10 +424,17 @@ class ExportRun:
                 f"duplicates found for the matching property {config.matching_in} in the app users",
             )
             return
-        purpose = Purpose.UPDATE if ids else Purpose.CREATE
+        self._submit(candidate, ids, Purpose.UPDATE if ids else Purpose.CREATE, batches)
+
+    def _submit(
+        self, candidate: _Candidate, ids: list[str], purpose: Purpose, batches: _Batches
+    ) -> None:
+        """Transform the profile for ``purpose`` and queue its write (one update per id)."""
+        config, pid = self.config, candidate.profile_id
         out_matching = self._out_matching
         try:
-            record = mapping.transform(candidate.profile, purpose)
+            assert self._mapping is not None  # compiled before anything is read
+            record = self._mapping.transform(candidate.profile, purpose)
             if not record and purpose is Purpose.UPDATE and not out_matching.update_required:
                 # Nothing to write: every mapped value was missing and may be left as it is.
                 self._acknowledge(candidate, ids, purpose, "updated")
@@ -413,20 +453,11 @@ class ExportRun:
             return
         except RecordError as err:
             step = (
-                "transformationFailed"
-                if err.step == "Transformation"
-                else ("outputValidationFailed")
+                "transformationFailed" if err.step == "Transformation" else "outputValidationFailed"
             )
             self._fail(step, pid, None, err.step, err.message)
             return
-        pending = _Pending(
-            pid,
-            candidate.matching_text,
-            candidate.input_hash,
-            list(ids),
-            purpose,
-            waiting=max(1, len(ids)),
-        )
+        pending = _Pending(candidate, list(ids), purpose, waiting=max(1, len(ids)))
         if purpose is Purpose.CREATE:
             batches.creates.append(self._record(pending, None, record))
         else:
@@ -458,18 +489,20 @@ class ExportRun:
         """Sends batches until told to stop. After a fatal error it keeps taking batches
         without sending them, so the reading loop never waits on a full queue."""
         while (item := await writes.get()) is not None:
-            if self._fatal is not None:
-                continue
-            creating, records = item
             try:
-                if creating:
-                    results = await self.connector.create(self.config.matching_out, records)
-                else:
-                    results = await self.connector.update(records)
+                if self._fatal is None:
+                    await self._write(*item)
             except Exception as err:
                 self._fatal = self._fatal or err
-                continue
-            self._answered(records, results)
+            finally:
+                writes.task_done()
+
+    async def _write(self, creating: bool, records: list[WriteRecord]) -> None:
+        if creating:
+            results = await self.connector.create(self.config.matching_out, records)
+        else:
+            results = await self.connector.update(records)
+        self._answered(records, results)
 
     def _raise_fatal(self) -> None:
         if self._fatal is not None:
@@ -485,6 +518,9 @@ class ExportRun:
                 if result is None
                 else (result.error)
             )
+            if result is not None and result.existing_id is not None and error is None:
+                self._conflicted(pending, result.existing_id)
+                continue
             if error is not None:
                 if not pending.failed:
                     pending.failed = True
@@ -498,22 +534,30 @@ class ExportRun:
         if self.progress is not None:
             self.progress(self.counts)
 
+    def _conflicted(self, pending: _Pending, existing_id: str) -> None:
+        """A create refused because ``existing_id`` holds the matching value: the profile is
+        that user's (CreateOnly leaves it, CreateOrUpdate updates it)."""
+        if self.config.export_mode == "CreateOnly":
+            self._acknowledge(
+                pending.candidate, [existing_id], Purpose.CREATE, "alreadyInApplication"
+            )
+        else:
+            self._conflicts.append((pending.candidate, existing_id))
+
+    def _update_conflicts(self, batches: _Batches) -> bool:
+        """Queue updates for the creates that found an existing user; whether there were any."""
+        conflicts, self._conflicts = self._conflicts, []
+        for candidate, existing_id in conflicts:
+            self._submit(candidate, [existing_id], Purpose.UPDATE, batches)
+        return bool(conflicts)
+
     # -- bookkeeping -----------------------------------------------------------------------
 
     def _acknowledge(
         self, candidate: _Candidate, ids: list[str], purpose: Purpose, count: str
     ) -> None:
         self.counts[count] += 1
-        self._acks.append(
-            _Pending(
-                candidate.profile_id,
-                candidate.matching_text,
-                candidate.input_hash,
-                list(ids),
-                purpose,
-                waiting=0,
-            )
-        )
+        self._acks.append(_Pending(candidate, list(ids), purpose, waiting=0))
 
     def _fail(
         self, count: str, profile_id: str, external_id: str | None, step: str, message: str
@@ -563,9 +607,9 @@ class ExportRun:
                     self.run_id,
                     now,
                     [a.profile_id for a in acks],
-                    [a.matching_text for a in acks],
+                    [a.candidate.matching_text for a in acks],
                     [json.dumps(a.external_ids) for a in acks],
-                    [a.input_hash for a in acks],
+                    [a.candidate.input_hash for a in acks],
                 ],
             )
         statement = record_errors(warehouse.dialect)

@@ -18,11 +18,11 @@ class WarehouseError(Exception):
 
 
 class Warehouse(ABC):
-    """Reads profiles in one consistent snapshot while bookkeeping is written beside it.
+    """Reads profiles while bookkeeping is written beside it.
 
-    The profile read (:meth:`stream`) and the bookkeeping statements (:meth:`execute`) use
-    two connections, so acknowledgements commit while the read is still going; each
-    :meth:`execute` commits on its own.
+    The profile reads (:meth:`prepare`, :meth:`stream`) and the bookkeeping statements
+    (:meth:`execute`) use two connections, so acknowledgements commit while the read is still
+    going; each :meth:`execute` commits on its own.
     """
 
     dialect: Dialect
@@ -32,6 +32,11 @@ class Warehouse(ABC):
     @abstractmethod
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         """Run one statement on the bookkeeping connection and commit; rows if it returns any."""
+
+    @abstractmethod
+    def prepare(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        """Run one statement on the reading connection (its temporary tables are the ones
+        :meth:`stream` sees); rows if it returns any."""
 
     @abstractmethod
     def stream(

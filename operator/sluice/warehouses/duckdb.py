@@ -27,6 +27,7 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(f"cannot open the DuckDB warehouse: {err}") from err
         # DuckDB connections are not shared across threads: each use gets its own cursor.
         self._bookkeeping = self._database.cursor()
+        self._reading = self._database.cursor()
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
         try:
@@ -35,20 +36,22 @@ class DuckDBWarehouse(Warehouse):
         except duckdb.Error as err:
             raise WarehouseError(f"the warehouse refused a statement: {err}") from err
 
+    def prepare(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        try:
+            self._reading.execute(sql, list(params))
+            return self._reading.fetchall() if self._reading.description else []
+        except duckdb.Error as err:
+            raise WarehouseError(f"reading profiles failed: {err}") from err
+
     def stream(
         self, sql: str, params: Sequence[object], rows_per_fetch: int
     ) -> Iterator[list[Row]]:
-        reading = self._database.cursor()
         try:
-            reading.execute("BEGIN TRANSACTION")
-            reading.execute(sql, list(params))
-            while rows := reading.fetchmany(rows_per_fetch):
+            self._reading.execute(sql, list(params))
+            while rows := self._reading.fetchmany(rows_per_fetch):
                 yield rows
-            reading.execute("COMMIT")
         except duckdb.Error as err:
             raise WarehouseError(f"reading profiles failed: {err}") from err
-        finally:
-            reading.close()
 
     def load_rows(
         self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Row]
@@ -63,4 +66,5 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         self._bookkeeping.close()
+        self._reading.close()
         self._database.close()

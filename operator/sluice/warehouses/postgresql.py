@@ -22,7 +22,13 @@ class PostgresWarehouse(Warehouse):
             self._bookkeeping = psycopg.connect(
                 dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
             )
-            self._reading = psycopg.connect(dsn, connect_timeout=_CONNECT_TIMEOUT_SECONDS)
+            self._reading = psycopg.connect(
+                dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS
+            )
+            # The planner costs every selected row as crossing a parallel Gather, not knowing
+            # the change check after the join drops nearly all of them: it then stages the
+            # candidates serially, twice as slow (0.63 s against 0.35 s for 500,000 profiles).
+            self._reading.execute("SET parallel_tuple_cost = 0.001")
         except psycopg.Error as err:
             raise WarehouseError(
                 f"cannot connect to the PostgreSQL warehouse: {_reason(err)}"
@@ -35,15 +41,22 @@ class PostgresWarehouse(Warehouse):
         except psycopg.Error as err:
             raise WarehouseError(f"the warehouse refused a statement: {_reason(err)}") from err
 
+    def prepare(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
+        # Bound on the client: CREATE TABLE AS, a utility statement, takes no server-side
+        # parameters.
+        try:
+            with psycopg.ClientCursor(self._reading) as cur:
+                cur.execute(sql, params)
+                return cur.fetchall() if cur.description else []
+        except psycopg.Error as err:
+            raise WarehouseError(f"reading profiles failed: {_reason(err)}") from err
+
     def stream(
         self, sql: str, params: Sequence[object], rows_per_fetch: int
     ) -> Iterator[list[Row]]:
         # A named cursor streams within one transaction, a bounded number of rows at a time.
         try:
             with self._reading.transaction(), self._reading.cursor(name="sluice_profiles") as cur:
-                # Every row is read: plan for all of them, not the first 10 % a cursor assumes
-                # (which picks an index nested loop over the bookkeeping join).
-                self._reading.execute("SET LOCAL cursor_tuple_fraction = 1.0")
                 cur.itersize = rows_per_fetch
                 cur.execute(sql, params)
                 while rows := cur.fetchmany(rows_per_fetch):

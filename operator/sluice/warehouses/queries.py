@@ -2,10 +2,12 @@
 
 Change detection happens here, inside the warehouse: every selected profile gets a 64-bit hash
 of its input columns, seeded with the pipeline's configuration fingerprint, and is joined with
-what Sluice last acknowledged for it (``sluice_exported_profiles``). Only the profiles that can
-need work leave the warehouse: new ones, changed ones (a changed configuration changes every
-hash), ones that failed (a failure acknowledges nothing) and ones whose matching value others
-share, so that duplicates are reported on every run until they are resolved.
+what Sluice last acknowledged for it (``sluice_exported_profiles``). The profiles that can need
+work (new ones, changed ones: a changed configuration changes every hash, and failed ones, as a
+failure acknowledges nothing) are staged in a temporary table by one scan; duplicates are then
+looked for among the staged matching values only, and the unchanged holders of a shared value
+are staged too, so that duplicates are reported on every run until they are resolved. Only the
+staged rows leave the warehouse.
 
 Values are bound, never written into the SQL; identifiers come from validated schemas and
 resources and are quoted anyway.
@@ -23,6 +25,8 @@ from sluice.model.types import Type, column_name, leaf_paths
 EXPORTED_TABLE = "sluice_exported_profiles"
 ERRORS_TABLE = "sluice_run_errors"
 VERSION_TABLE = "sluice_schema_version"
+#: A run's candidates, in a temporary table of the reading connection's session.
+CANDIDATES_TABLE = "sluice_candidates"
 #: Version of the bookkeeping tables' layout; a newer one is migrated forward by
 #: :func:`bookkeeping_ddl`'s statements, an unknown later one is refused.
 BOOKKEEPING_VERSION = 1
@@ -96,20 +100,15 @@ class ProfileSelection:
         sql, params = filter_sql(self.filter, self.in_schema, self.dialect)
         return Statement(f"({sql})", params)
 
-    def counts(self, pipeline_id: int, seed: int) -> Statement:
-        """One row: the profiles the filter selects, those of them without a matching value,
-        and those with one that are new or changed since they were last acknowledged. One
-        scan: when the last is 0, a run has nothing to read."""
-        ph = _PLACEHOLDER[self.dialect]
-        hashed = self._hashed(seed, f"{self._matching} AS sluice_matching_value")
+    def counts(self) -> Statement:
+        """One row: the profiles the filter selects, and those of them without a matching
+        value."""
+        where = self._where()
         sql = (
-            "SELECT COUNT(*), COUNT(*) - COUNT(p.sluice_matching_value), "
-            "COUNT(*) FILTER (WHERE p.sluice_matching_value IS NOT NULL AND "
-            "(e.profile_id IS NULL OR e.input_hash <> p.sluice_hash)) "
-            f"FROM ({hashed.sql}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
-            f"ON e.pipeline_id = {ph} AND e.profile_id = p.sluice_profile_id"
+            f"SELECT COUNT(*), COUNT(*) - COUNT({self._matching}) "
+            f"FROM {quote(self.table)} WHERE {where.sql}"
         )
-        return Statement(sql, [*hashed.params, pipeline_id])
+        return Statement(sql, where.params)
 
     def _hashed(self, seed: int, *columns: str, with_matching_value: bool = False) -> Statement:
         """The selected profiles' ``columns``, id as text and hash of the input columns."""
@@ -135,25 +134,51 @@ class ProfileSelection:
         )
         return Statement(sql, where.params)
 
+    def stage_candidates(self, pipeline_id: int, seed: int, *, everything: bool) -> Statement:
+        """Create the temporary table :data:`CANDIDATES_TABLE` of the selected profiles with a
+        matching value that can need work (new or changed; all of them with ``everything``,
+        ``--full``). One scan of the selection and one join with the bookkeeping; every later
+        step reads this small table instead of the selection again."""
+        base = self._candidates(pipeline_id, seed)
+        if not everything:
+            base = Statement(
+                f"{base.sql} WHERE e.profile_id IS NULL OR e.input_hash <> p.sluice_hash",
+                base.params,
+            )
+        return Statement(f"CREATE TEMPORARY TABLE {CANDIDATES_TABLE} AS {base.sql}", base.params)
+
     def shared_matching_values(self) -> Statement:
-        """The matching values that more than one selected profile has (warehouse duplicates)."""
+        """The matching values of candidates that another selected profile has too (warehouse
+        duplicates): duplicates need a new or changed profile to arise, so only the candidates'
+        values are looked at, not every value of the selection."""
         where = self._where()
         sql = (
             f"SELECT {self._matching} FROM {quote(self.table)} "
-            f"WHERE {where.sql} AND {self._matching} IS NOT NULL "
+            f"WHERE {where.sql} AND CAST({self._matching} AS TEXT) IN "
+            f"(SELECT sluice_matching_value FROM {CANDIDATES_TABLE}) "
             f"GROUP BY {self._matching} HAVING COUNT(*) > 1"
         )
         return Statement(sql, where.params)
 
-    def candidates(
-        self, pipeline_id: int, seed: int, shared: Sequence[object], *, everything: bool
-    ) -> Statement:
-        """The selected profiles with a matching value that can need work, each with the
-        input columns, its id as text, its matching value as text, its new hash, and what was
-        last acknowledged for it (matching value and external ids, NULL when nothing was).
+    def stage_sharing(self, pipeline_id: int, seed: int, shared: Sequence[object]) -> Statement:
+        """Add to the candidates the unchanged profiles holding a shared matching value, so
+        that every profile of a duplicate is reported, not only the newcomer."""
+        ph = _PLACEHOLDER[self.dialect]
+        base = self._candidates(pipeline_id, seed)
+        sql = (
+            f"INSERT INTO {CANDIDATES_TABLE} {base.sql} "
+            f"WHERE p.sluice_matching_value IN ({', '.join([ph] * len(shared))}) "
+            f"AND p.sluice_profile_id NOT IN (SELECT sluice_profile_id FROM {CANDIDATES_TABLE})"
+        )
+        return Statement(sql, [*base.params, *(str(value) for value in shared)])
 
-        ``everything`` (``--full``) reads them all, changed or not.
-        """
+    def staged_candidates(self) -> str:
+        """The staged candidates, each with the input columns, its id as text, its matching
+        value as text, its new hash, and what was last acknowledged for it (matching value and
+        external ids, NULL when nothing was)."""
+        return f"SELECT * FROM {CANDIDATES_TABLE}"
+
+    def _candidates(self, pipeline_id: int, seed: int) -> Statement:
         ph = _PLACEHOLDER[self.dialect]
         columns = [quote(column_name(path)) for path in self.input_paths]
         listed = ", ".join(f"p.{c}" for c in columns)
@@ -165,17 +190,12 @@ class ProfileSelection:
         )
         sql = (
             f"SELECT {listed}, p.sluice_profile_id, p.sluice_matching_value, p.sluice_hash, "
-            f"e.matching_value, e.external_ids "
+            f"e.matching_value AS sluice_last_matching_value, "
+            f"e.external_ids AS sluice_last_external_ids "
             f"FROM ({inner.sql}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
             f"ON e.pipeline_id = {ph} AND e.profile_id = p.sluice_profile_id"
         )
-        params: list[object] = [*inner.params, pipeline_id]
-        if not everything:
-            sql += " WHERE e.profile_id IS NULL OR e.input_hash <> p.sluice_hash"
-            if shared:
-                sql += f" OR p.sluice_matching_value IN ({', '.join([ph] * len(shared))})"
-                params.extend(str(value) for value in shared)
-        return Statement(sql, params)
+        return Statement(sql, [*inner.params, pipeline_id])
 
     def _row_hash(self, columns: list[str]) -> str:
         ph = _PLACEHOLDER[self.dialect]
