@@ -271,7 +271,7 @@ def flatten(properties: Mapping[str, Any], fields: Mapping[str, HubSpotField]) -
     for group, members in properties.items():
         if members is None:
             continue
-        if not isinstance(members, Mapping):
+        if type(members) is not dict and not isinstance(members, Mapping):
             raise _RecordError(f'"{group}" must be an object of HubSpot properties')
         for name, value in members.items():
             field = fields.get(f"{group}.{name}")
@@ -667,11 +667,16 @@ def _map_batch(
     by_trace = {str(r.key): r for r in records}
     by_id = {r.external_id: r for r in records if r.external_id}
     by_value: dict[str, WriteRecord] = {}
-    if match is not None:
-        for candidate in records:
-            value = value_at(candidate.properties, match.path)
-            if value is not None:
-                by_value[_match_key(match.field, encode_value(value))] = candidate
+
+    def by_matching_value(stored: str) -> WriteRecord | None:
+        # Built on first need: HubSpot echoes the trace ids, so this is the rare path.
+        if not by_value and match is not None:
+            for candidate in records:
+                value = value_at(candidate.properties, match.path)
+                if value is not None:
+                    by_value[_match_key(match.field, encode_value(value))] = candidate
+        return by_value.get(_match_key(match.field, stored)) if match is not None else None
+
     answered: set[int] = set()
 
     def settle(result: WriteResult) -> None:
@@ -689,7 +694,7 @@ def _map_batch(
         if record is None and match is not None:
             stored = (item.get("properties") or {}).get(match.field.name)
             if isinstance(stored, str):
-                record = by_value.get(_match_key(match.field, stored))
+                record = by_matching_value(stored)
         if record is not None:
             settle(WriteResult(record.key, external_id=contact_id))
     unassigned: list[str] = []
