@@ -162,9 +162,7 @@ def test_a_run_killed_midway_is_completed_by_the_next_without_duplicates(
     )
     target.twin.set_latency(0.3)
     command = [SLUICE, "export", "-f", str(manifests), "--pipeline", "export-customers"]
-    child = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=(tmp_path / "err").open("w")
-    )
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         eventually(lambda: target.twin.contact_count() >= 100, "100 contacts", timeout=60)
         child.send_signal(signal.SIGKILL)

@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from sluice.apps.connector import ConnectorError, RateLimit
+from sluice.apps.transport import AiohttpTransport
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -241,17 +242,15 @@ class AppHttpClient:
         self.groups = {
             name: TokenBucket(limit, clock, sleep) for name, limit in (groups or {}).items()
         }
+        # Enough connections for every request the buckets allow in flight.
+        connections = rate_limit.max_concurrent + sum(
+            g.max_concurrent for g in (groups or {}).values()
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url,
             headers=dict(headers or {}),
             timeout=timeout,
-            transport=transport,
-            # Enough pooled connections for every request the buckets allow in flight.
-            limits=httpx.Limits(
-                max_connections=rate_limit.max_concurrent
-                + sum(g.max_concurrent for g in (groups or {}).values()),
-                max_keepalive_connections=rate_limit.max_concurrent,
-            ),
+            transport=transport or AiohttpTransport(connections, timeout),
         )
 
     async def aclose(self) -> None:
