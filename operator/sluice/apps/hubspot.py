@@ -18,6 +18,7 @@ text, dates ``YYYY-MM-DD`` and datetimes ISO 8601; an empty string clears a prop
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -125,6 +126,8 @@ class HubSpotSchema:
     type: Type
     #: Output path (``contact.email``) → HubSpot property.
     fields: Mapping[str, HubSpotField]
+    #: The same by object, then name (``contact`` → ``email`` → …): what :func:`flatten` walks.
+    objects: Mapping[str, Mapping[str, HubSpotField]] = dataclasses.field(default_factory=dict)
 
 
 def build_schema(properties: Iterable[Mapping[str, Any]]) -> HubSpotSchema:
@@ -162,7 +165,11 @@ def build_schema(properties: Iterable[Mapping[str, Any]]) -> HubSpotSchema:
         )
     if not objects:
         raise ConnectorError(f"{APP} lists no contact property that can be written")
-    return HubSpotSchema(object_type(*objects), fields)
+    by_object: dict[str, dict[str, HubSpotField]] = {}
+    for path, field in fields.items():
+        object_name, _, prop_name = path.partition(".")
+        by_object.setdefault(object_name, {})[prop_name] = field
+    return HubSpotSchema(object_type(*objects), fields, by_object)
 
 
 def _property(item: Mapping[str, Any]) -> tuple[str, Property, HubSpotField] | None:
@@ -265,7 +272,7 @@ class _RecordError(Exception):
     """A record that cannot be sent as it is."""
 
 
-def flatten(properties: Mapping[str, Any], fields: Mapping[str, HubSpotField]) -> dict[str, str]:
+def flatten(properties: Mapping[str, Any], schema: HubSpotSchema) -> dict[str, str]:
     """Group objects flattened to HubSpot property names, values as HubSpot text."""
     out: dict[str, str] = {}
     for group, members in properties.items():
@@ -273,8 +280,9 @@ def flatten(properties: Mapping[str, Any], fields: Mapping[str, HubSpotField]) -
             continue
         if type(members) is not dict and not isinstance(members, Mapping):
             raise _RecordError(f'"{group}" must be an object of HubSpot properties')
+        writable = schema.objects.get(group, {})
         for name, value in members.items():
-            field = fields.get(f"{group}.{name}")
+            field = writable.get(name)
             if field is None:
                 raise _RecordError(f'"{group}.{name}" is not a writable {APP} contact property')
             text = encode_value(value)
@@ -600,7 +608,7 @@ class HubSpotConnector:
         ready: list[tuple[WriteRecord, dict[str, Any]]] = []
         for record in records:
             try:
-                properties = flatten(record.properties, schema.fields)
+                properties = flatten(record.properties, schema)
             except _RecordError as err:
                 results[record.key] = WriteResult(record.key, error=str(err))
                 continue

@@ -197,8 +197,8 @@ class ExportRun:
                 await self._match(candidates)
                 for candidate in candidates:
                     self._decide(candidate, batches)
-                    await self._send_full(batches, writes)
                 self._update_conflicts(batches)
+                await self._send_full(batches, writes)
                 self._raise_fatal()
                 await self._flush()
             await self._send_full(batches, writes, everything=True)
