@@ -7,7 +7,8 @@ warehouse read instead of filling memory::
 
 What Sluice records as exported is written only after the application acknowledged it; a run
 that stops half-way (a crash, a revoked token, a 5xx storm) leaves the unacknowledged profiles
-to the next run, which looks each of them up by matching value before creating anything.
+to the next run, which matches each of them by its matching value before anything is created
+again: by a lookup, or by the application's own refusal of a second user with that value.
 """
 
 from __future__ import annotations
