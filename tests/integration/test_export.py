@@ -168,8 +168,15 @@ def test_export_modes_decide_between_create_and_update(
 
 
 @pytest.mark.parametrize("update_on_duplicates", [False, True])
-def test_application_duplicates_fail_or_fan_out(target: Target, update_on_duplicates: bool) -> None:
-    target.load({"p0": person(0), "p2": person(2)})
+@pytest.mark.parametrize("mode", ["CreateOnly", "UpdateOnly", "CreateOrUpdate"])
+def test_every_mode_meets_duplicates_on_both_sides(
+    target: Target, mode: str, update_on_duplicates: bool
+) -> None:
+    """p0 matches two app users; p2 and p4 share a matching value in the warehouse; p6
+    matches nobody."""
+    target.load(
+        {"p0": person(0), "p2": person(2), "p4": person(4, customer_id=1002), "p6": person(6)}
+    )
     target.twin.add_contacts(
         [
             {"email": "a@example.com", "customer_code": "1000"},
@@ -178,7 +185,7 @@ def test_application_duplicates_fail_or_fan_out(target: Target, update_on_duplic
         ]
     )
     config = target.config(
-        exportMode="UpdateOnly",
+        exportMode=mode,
         updateOnDuplicates=update_on_duplicates,
         matching={"in": "customer_id", "out": "contact.customer_code"},
     )
@@ -186,18 +193,38 @@ def test_application_duplicates_fail_or_fan_out(target: Target, update_on_duplic
     summary = target.export(config)
 
     names = {
-        c["properties"]["email"]: c["properties"].get("firstname") for c in target.twin.contacts()
+        c["properties"].get("customer_code"): c["properties"].get("firstname")
+        for c in target.twin.contacts()
+        if c["properties"].get("email") != "a@example.com"
     }
-    assert names["c@example.com"] == "First2"
-    if update_on_duplicates:
-        assert summary.counts["updated"] == 2
-        assert names["a@example.com"] == names["b@example.com"] == "First0"
-    else:
-        assert summary.counts["duplicated"] == 1 and summary.counts["updated"] == 1
-        assert summary.error_samples[0].message == (
-            "duplicates found for the matching property customer_id in the app users"
-        )
-        assert names["a@example.com"] is None
+    first_a = next(
+        c["properties"].get("firstname")
+        for c in target.twin.contacts()
+        if c["properties"].get("email") == "a@example.com"
+    )
+    messages = {(s.profile, s.message) for s in summary.error_samples}
+    shared = "profile has the same «customer_id» (the matching property) as other profiles "
+    assert {("p2", shared + "selected for export"), ("p4", shared + "selected for export")} <= (
+        messages
+    )
+    assert names["1002"] is None  # the shared value's user is left alone
+    fans_out = mode != "CreateOnly" and update_on_duplicates
+    assert (first_a == "First0") == fans_out
+    expected = {
+        "duplicated": 2 + (mode != "CreateOnly" and not update_on_duplicates),
+        "updated": 1 if fans_out else 0,  # profiles: p0, written to both of its users
+        "alreadyInApplication": 1 if mode == "CreateOnly" else 0,
+        "created": 0 if mode == "UpdateOnly" else 1,
+        "notInApplication": 1 if mode == "UpdateOnly" else 0,
+    }
+    assert {k: summary.counts[k] for k in expected} == expected
+    app_duplicates = (
+        "p0",
+        "duplicates found for the matching property customer_id in the app users",
+    )
+    assert (app_duplicates in messages) == (mode != "CreateOnly" and not update_on_duplicates)
+    assert ("1006" in names) == (mode != "UpdateOnly")
+    assert summary.outcome == "PartiallyFailed"
 
 
 def test_int_and_uuid_matching_values_match_on_both_warehouses(target: Target) -> None:
