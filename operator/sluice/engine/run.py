@@ -14,10 +14,11 @@ again: by a lookup, or by the application's own refusal of a second user with th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -193,15 +194,18 @@ class ExportRun:
         writers = [asyncio.create_task(self._writer(writes)) for _ in range(self.concurrency)]
         try:
             batches = _Batches()
-            async for chunk in self._read(selection, shared):
-                candidates = [self._candidate(row, builder) for row in chunk]
-                await self._match(candidates)
-                for candidate in candidates:
-                    self._decide(candidate, batches)
-                self._update_conflicts(batches)
-                await self._send_full(batches, writes)
-                self._raise_fatal()
-                await self._flush()
+            # Closed here, not when collected: the reading thread stops before the
+            # warehouse connection it uses is closed.
+            async with contextlib.aclosing(self._read(selection, shared)) as chunks:
+                async for chunk in chunks:
+                    candidates = [self._candidate(row, builder) for row in chunk]
+                    await self._match(candidates)
+                    for candidate in candidates:
+                        self._decide(candidate, batches)
+                    self._update_conflicts(batches)
+                    await self._send_full(batches, writes)
+                    self._raise_fatal()
+                    await self._flush()
             await self._send_full(batches, writes, everything=True)
             # Creates refused for an existing user come back as updates, until none is left.
             await writes.join()
@@ -312,7 +316,9 @@ class ExportRun:
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def _read(self, selection: ProfileSelection, shared: list[object]) -> Any:
+    async def _read(
+        self, selection: ProfileSelection, shared: list[object]
+    ) -> AsyncGenerator[list[Any], None]:
         staged = selection.staged_candidates()
         self._shared = {str(value) for value in shared}
         loop = asyncio.get_running_loop()
