@@ -4,6 +4,7 @@ loopback HubSpot twin: the fixtures every integration test shares."""
 from __future__ import annotations
 
 import copy
+import functools
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,19 +147,16 @@ class Target:
         return {c["properties"]["email"]: c for c in self.twin.contacts()}
 
 
-_SEED: dict[str, Any] = {}
-
-
+@functools.cache
 def _seed_document() -> dict[str, Any]:
-    if not _SEED:
-        manifests, outcomes, _ = check_manifests([str(ROOT / "examples")])
-        pipeline = select_pipeline(manifests, outcomes, "export-customers", None)
-        assert pipeline is not None
-        values = [o.value for o in outcomes]
-        workspace = next(v for v in values if isinstance(v, Workspace))
-        connection = next(v for v in values if isinstance(v, Connection))
-        _SEED.update(export_config(pipeline, workspace, connection))
-    return _SEED
+    """The seed pipeline's export config, as the operator writes it (callers copy it)."""
+    manifests, outcomes, _ = check_manifests([str(ROOT / "examples")])
+    pipeline = select_pipeline(manifests, outcomes, "export-customers", None)
+    assert pipeline is not None
+    values = [o.value for o in outcomes]
+    workspace = next(v for v in values if isinstance(v, Workspace))
+    connection = next(v for v in values if isinstance(v, Connection))
+    return export_config(pipeline, workspace, connection)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,13 @@ application holds, what was sent, and Sluice's bookkeeping in the warehouse."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from typing import Any
 
 import pytest
 
+from sluice.engine.export import run_export
 from sluice.filters.evaluate import compile_predicate
 from sluice.filters.model import parse_filter
 from sluice.model.types import parse_type
@@ -308,3 +310,21 @@ def test_the_warehouse_selects_what_the_preview_selects(
 
 def _as_json(profile: dict[str, Any]) -> dict[str, Any]:
     return {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in profile.items()}
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_line_instead_of_json_logs(target: Target) -> None:
+    target.load(people(300))
+    terminal = _Terminal()
+
+    summary = run_export(target.config(), out=io.StringIO(), err=terminal)
+
+    assert summary.counts["created"] == 150
+    shown = terminal.getvalue()
+    assert shown.startswith("\r") and shown.endswith("\n")
+    assert " created, 0 updated, 0 failed) of 150 read" in shown
+    assert '"event"' not in shown

@@ -22,8 +22,9 @@ from sluice.model.types import Type
 
 @dataclass(frozen=True, slots=True)
 class AppUser:
-    """An application user found by matching value; ``matching_value`` in its text form
-    (strings and uuids as they are, integers in decimal)."""
+    """An application user found by matching value: ``matching_value`` is the value asked for
+    that the user matches, as the application compares values (HubSpot ignores the case of
+    emails), so callers compare it exactly."""
 
     external_id: str
     matching_value: str

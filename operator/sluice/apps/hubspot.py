@@ -474,7 +474,14 @@ class HubSpotConnector:
                 users += await self._read_by_unique(field.name, chunk)
             else:
                 users += await self._search(field.name, chunk)
-        return users
+        # Answered with the values asked for: HubSpot holds emails lower-cased, and a profile's
+        # "Ada@Example.com" is the contact holding "ada@example.com".
+        asked = {_match_key(field, value): value for value in unique_values}
+        return [
+            AppUser(user.external_id, asked[key])
+            for user in users
+            if (key := _match_key(field, user.matching_value)) in asked
+        ]
 
     async def _read_by_unique(self, name: str, values: list[str]) -> list[AppUser]:
         response = await self.http.request(

@@ -115,16 +115,14 @@ class ExportRun:
         connector: Connector,
         *,
         full: bool = False,
-        run_id: str | None = None,
-        concurrency: int | None = None,
         progress: Callable[[Counter[str]], None] | None = None,
     ) -> None:
         self.config = config
         self.warehouse = warehouse
         self.connector = connector
         self.full = full
-        self.run_id = run_id or uuid.uuid4().hex[:16]
-        self.concurrency = concurrency or max(1, connector.rate_limit.max_concurrent)
+        self.run_id = uuid.uuid4().hex[:16]
+        self.concurrency = max(1, connector.rate_limit.max_concurrent)
         self.progress = progress
         self.counts: Counter[str] = Counter()
         self.samples: list[ErrorSample] = []
@@ -387,15 +385,11 @@ class ExportRun:
             self.connector.lookup(self.config.matching_out, unknown[i : i + size])
             for i in range(0, len(unknown), size)
         ]
-        exact: dict[str, list[str]] = {}
-        folded: dict[str, list[str]] = {}
+        found: dict[str, set[str]] = {}
         for users in await asyncio.gather(*lookups):
             for user in users:
-                exact.setdefault(user.matching_value, []).append(user.external_id)
-                folded.setdefault(user.matching_value.casefold(), []).append(user.external_id)
-        for value in unknown:
-            ids = exact.get(value) or folded.get(value.casefold()) or []
-            self._found[value] = sorted(set(ids))
+                found.setdefault(user.matching_value, set()).add(user.external_id)
+        self._found = {value: sorted(found.get(value, ())) for value in unknown}
 
     # -- deciding --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from sluice.filters.evaluate import POSITIVE_OF
 from sluice.filters.model import LOGICALS, Condition, Filter
 from sluice.model.types import Kind, Type, column_name, leaf_paths, property_by_path
 
-__all__ = ["Dialect", "column_type", "filter_sql"]
+__all__ = ["Dialect", "column_type", "filter_sql", "quote"]
 
 Dialect = Literal["postgresql", "duckdb"]
 
@@ -152,7 +152,7 @@ class _Compiler:
     def _positive(self, condition: Condition, schema: Type) -> str:
         path, operator, values = condition.property, condition.operator, condition.values
         prop_type = property_by_path(schema, path).type
-        column = _quote(column_name(path))
+        column = quote(column_name(path))
         match operator:
             case "exists":
                 return _presence(path, prop_type)
@@ -253,8 +253,10 @@ class _Compiler:
 def _presence(path: str, t: Type) -> str:
     """A column not NULL; for an object, any column below it (an object is no column)."""
     paths = [f"{path}.{leaf}" for leaf in leaf_paths(t)] if t.kind is Kind.OBJECT else [path]
-    return " OR ".join(f"{_quote(column_name(p))} IS NOT NULL" for p in paths)
+    return " OR ".join(f"{quote(column_name(p))} IS NOT NULL" for p in paths)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def quote(identifier: str) -> str:
+    """An SQL identifier, quoted; ``schema.table`` is quoted part by part (column names never
+    hold a dot: they are validated property paths with ``_`` for ``.``)."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from sluice.filters.sql import Dialect
+from sluice.filters.sql import Dialect, quote
 from sluice.warehouses.base import Row, Warehouse, WarehouseError
-from sluice.warehouses.queries import quote
 
 _LOAD_CHUNK_ROWS = 50_000
 
@@ -30,18 +29,10 @@ class DuckDBWarehouse(Warehouse):
         self._reading = self._database.cursor()
 
     def execute(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        try:
-            self._bookkeeping.execute(sql, list(params))
-            return self._bookkeeping.fetchall() if self._bookkeeping.description else []
-        except duckdb.Error as err:
-            raise WarehouseError(f"the warehouse refused a statement: {err}") from err
+        return _run(self._bookkeeping, sql, params, "the warehouse refused a statement")
 
     def prepare(self, sql: str, params: Sequence[object] = ()) -> list[Row]:
-        try:
-            self._reading.execute(sql, list(params))
-            return self._reading.fetchall() if self._reading.description else []
-        except duckdb.Error as err:
-            raise WarehouseError(f"reading profiles failed: {err}") from err
+        return _run(self._reading, sql, params, "reading profiles failed")
 
     def stream(
         self, sql: str, params: Sequence[object], rows_per_fetch: int
@@ -68,3 +59,13 @@ class DuckDBWarehouse(Warehouse):
         self._bookkeeping.close()
         self._reading.close()
         self._database.close()
+
+
+def _run(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object], failure: str
+) -> list[Row]:
+    try:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall() if cursor.description else []
+    except duckdb.Error as err:
+        raise WarehouseError(f"{failure}: {err}") from err

@@ -13,11 +13,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sluice.filters.sql import Dialect, column_type
+from sluice.filters.sql import Dialect, column_type, quote
 from sluice.model.types import Kind, Type, column_name, leaf_paths, property_by_path
 from sluice.model.values import value_at
 from sluice.warehouses.base import Warehouse
-from sluice.warehouses.queries import quote
 
 _JSON_TYPES = {"postgresql": "JSONB", "duckdb": "JSON"}
 

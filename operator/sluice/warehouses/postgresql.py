@@ -6,9 +6,8 @@ from collections.abc import Iterator, Sequence
 
 import psycopg
 
-from sluice.filters.sql import Dialect
+from sluice.filters.sql import Dialect, quote
 from sluice.warehouses.base import Row, Warehouse, WarehouseError
-from sluice.warehouses.queries import quote
 
 _CONNECT_TIMEOUT_SECONDS = 10
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sluice.filters.model import Filter
-from sluice.filters.sql import Dialect, filter_sql
+from sluice.filters.sql import Dialect, filter_sql, quote
 from sluice.model.types import Type, column_name, leaf_paths
 
 EXPORTED_TABLE = "sluice_exported_profiles"
@@ -35,11 +35,6 @@ _PLACEHOLDER = {"postgresql": "%s", "duckdb": "?"}
 # DuckDB's hash() is unsigned 64-bit, PostgreSQL's hash_record_extended() signed.
 _HASH_TYPE = {"postgresql": "BIGINT", "duckdb": "UBIGINT"}
 _TIMESTAMP = "TIMESTAMP"
-
-
-def quote(identifier: str) -> str:
-    """An SQL identifier, quoted; ``schema.table`` is quoted part by part."""
-    return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))
 
 
 def bookkeeping_ddl(dialect: Dialect) -> list[str]:
@@ -87,7 +82,7 @@ class ProfileSelection:
 
     @property
     def input_paths(self) -> list[str]:
-        """The input schema's leaves, in the order of the columns :meth:`candidates` returns."""
+        """The input schema's leaves, in the order of the staged candidates' columns."""
         return leaf_paths(self.in_schema)
 
     @property
@@ -109,20 +104,6 @@ class ProfileSelection:
             f"FROM {quote(self.table)} WHERE {where.sql}"
         )
         return Statement(sql, where.params)
-
-    def _hashed(self, seed: int, *columns: str, with_matching_value: bool = False) -> Statement:
-        """The selected profiles' ``columns``, id as text and hash of the input columns."""
-        where = self._where()
-        if with_matching_value:
-            where = Statement(f"{where.sql} AND {self._matching} IS NOT NULL", where.params)
-        hashed = [quote(column_name(path)) for path in self.input_paths]
-        sql = (
-            f"SELECT {''.join(column + ', ' for column in columns)}"
-            f"CAST({quote(self.id_column)} AS TEXT) AS sluice_profile_id, "
-            f"{self._row_hash(hashed)} AS sluice_hash "
-            f"FROM {quote(self.table)} WHERE {where.sql}"
-        )
-        return Statement(sql, [seed, *where.params])
 
     def without_matching_value(self, limit: int) -> Statement:
         """Ids of some selected profiles without a matching value, for the error samples."""
@@ -179,23 +160,27 @@ class ProfileSelection:
         return f"SELECT * FROM {CANDIDATES_TABLE}"
 
     def _candidates(self, pipeline_id: int, seed: int) -> Statement:
+        """The selected profiles with a matching value, hashed, joined with what was last
+        acknowledged for them; the staging statements add their conditions."""
         ph = _PLACEHOLDER[self.dialect]
+        where = self._where()
         columns = [quote(column_name(path)) for path in self.input_paths]
-        listed = ", ".join(f"p.{c}" for c in columns)
-        inner = self._hashed(
-            seed,
-            *columns,
-            f"CAST({self._matching} AS TEXT) AS sluice_matching_value",
-            with_matching_value=True,
+        inner = (
+            f"SELECT {', '.join(columns)}, "
+            f"CAST({quote(self.id_column)} AS TEXT) AS sluice_profile_id, "
+            f"CAST({self._matching} AS TEXT) AS sluice_matching_value, "
+            f"{self._row_hash(columns)} AS sluice_hash "
+            f"FROM {quote(self.table)} WHERE {where.sql} AND {self._matching} IS NOT NULL"
         )
         sql = (
-            f"SELECT {listed}, p.sluice_profile_id, p.sluice_matching_value, p.sluice_hash, "
+            f"SELECT {', '.join(f'p.{c}' for c in columns)}, p.sluice_profile_id, "
+            f"p.sluice_matching_value, p.sluice_hash, "
             f"e.matching_value AS sluice_last_matching_value, "
             f"e.external_ids AS sluice_last_external_ids "
-            f"FROM ({inner.sql}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
+            f"FROM ({inner}) AS p LEFT JOIN {EXPORTED_TABLE} AS e "
             f"ON e.pipeline_id = {ph} AND e.profile_id = p.sluice_profile_id"
         )
-        return Statement(sql, [*inner.params, pipeline_id])
+        return Statement(sql, [seed, *where.params, pipeline_id])
 
     def _row_hash(self, columns: list[str]) -> str:
         ph = _PLACEHOLDER[self.dialect]
