@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import gzip
-import json
 import math
 import random
 import time
@@ -39,6 +38,7 @@ import httpx
 
 from sluice.apps.connector import ConnectorError, RateLimit
 from sluice.apps.transport import AiohttpTransport
+from sluice.fastjson import decode_json, encode_json
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -373,7 +373,7 @@ class AppHttpClient:
     def _encode(self, body: Any) -> tuple[bytes | None, dict[str, str]]:
         if body is None:
             return None, {}
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        content = encode_json(body)
         headers = {"Content-Type": "application/json"}
         if self._gzip and len(content) >= _GZIP_MIN_BYTES:
             content = gzip.compress(content, compresslevel=5)
@@ -420,7 +420,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 def default_error_message(response: httpx.Response) -> str:
     """The ``message`` member of a JSON error body, else the start of the body."""
     try:
-        body = response.json()
+        body = decode_json(response.content)
     except ValueError:
         body = None
     if isinstance(body, dict):

@@ -44,6 +44,7 @@ from sluice.apps.http import (
     RetryPolicy,
     Sleep,
 )
+from sluice.fastjson import decode_json
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, is_valid_property_name, object_type
 from sluice.model.values import value_at
@@ -365,7 +366,7 @@ def _error_text(error: Mapping[str, Any]) -> str:
 
 def _json(response: httpx.Response) -> dict[str, Any]:
     try:
-        body = response.json()
+        body = decode_json(response.content)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

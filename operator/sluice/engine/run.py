@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Sequence
@@ -28,6 +27,7 @@ from sluice.apps.connector import Connector, ConnectorError, WriteRecord, WriteR
 from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
+from sluice.fastjson import encode_json
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
 from sluice.model.types import Type, column_name, leaf_paths, property_by_path, prune
@@ -621,7 +621,7 @@ class ExportRun:
             ]
             warehouse.execute(
                 acknowledge(warehouse.dialect),
-                [self.config.pipeline_id, self.run_id, now, json.dumps(rows)],
+                [self.config.pipeline_id, self.run_id, now, encode_json(rows).decode()],
             )
         statement = record_errors(warehouse.dialect)
         for error in errors:
