@@ -183,6 +183,42 @@ def test_a_run_killed_midway_is_completed_by_the_next_without_duplicates(
     assert sorted(target.contacts()) == sorted(f"user{i}@example.com" for i in range(0, 2000, 2))
 
 
+def test_a_run_stopped_by_sigterm_records_exactly_what_was_written(
+    target: Target, tmp_path: Path
+) -> None:
+    target.load(people(20_000))
+    manifests = write_manifests(target, tmp_path)
+    target.twin.set_latency(0.3)
+    command = [SLUICE, "export", "-f", str(manifests), "--pipeline", "export-customers"]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        eventually(lambda: target.twin.contact_count() >= 100, "100 contacts", timeout=60)
+        child.send_signal(signal.SIGTERM)
+        stdout, _ = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+
+    assert child.returncode == 1
+    summary = json.loads(stdout)
+    assert summary["outcome"] == "Failed"
+    assert summary["error"].startswith("stopped by SIGTERM before the end")
+    written = target.twin.contact_count()
+    assert 100 <= written < 10_000
+    # Every contact the application holds is recorded, and nothing else.
+    assert summary["counts"]["created"] == written
+    ((recorded,),) = target.sql("SELECT COUNT(*) FROM sluice_exported_profiles")
+    assert recorded == written
+    target.twin.set_latency(0)
+
+    rerun = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert json.loads(rerun.stdout)["counts"]["created"] == 10_000 - written
+    assert sorted(target.contacts()) == sorted(f"user{i}@example.com" for i in range(0, 20_000, 2))
+
+
 def write_manifests(target: Target, folder: Path, **pipeline: Any) -> Path:
     """The examples' manifests for this warehouse and twin, with pipeline changes."""
     documents = []

@@ -9,12 +9,15 @@ stderr gets structured JSON log lines. Exit codes: 0 succeeded, 2 partially fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -97,13 +100,39 @@ async def _run(config: ExportConfig, full: bool, reporter: _Reporter) -> RunSumm
         try:
             run = ExportRun(config, warehouse, connector, full=full, progress=reporter.progress)
             reporter.started(run.run_id)
-            return await run.run()
+            with _stopped_by_signals(run):
+                return await run.run()
         except Exception as error:
             return _failed(started, f"internal error: {type(error).__name__}: {error}")
         finally:
             await connector.aclose()
     finally:
         await asyncio.to_thread(warehouse.close)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(run: ExportRun) -> Iterator[None]:
+    """SIGTERM (a pod deleted, local mode stopping) and SIGINT (Ctrl-C) stop the run cleanly:
+    the writes in flight are answered and recorded before it ends. A second signal is not
+    caught, so it ends the process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set in the main thread
+        return
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def stop(received: signal.Signals) -> None:
+        for each in signals:
+            loop.remove_signal_handler(each)
+        run.stop(received.name)
+
+    for each in signals:
+        loop.add_signal_handler(each, stop, each)
+    try:
+        yield
+    finally:
+        for each in signals:
+            loop.remove_signal_handler(each)
 
 
 def _failed(started: datetime, error: str) -> RunSummary:

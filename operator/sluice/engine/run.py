@@ -144,6 +144,8 @@ class ExportRun:
         self._create_first = False
         self._mapping: CompiledMapping | None = None
         self._conflicts: list[tuple[_Candidate, str]] = []
+        #: Why the run was asked to stop early (a signal's name), if it was.
+        self._stop_reason: str | None = None
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -160,6 +162,19 @@ class ExportRun:
             except WarehouseError as err:
                 error = error or str(err)
         return self._summary(started, error)
+
+    def stop(self, reason: str) -> None:
+        """Stop reading profiles: the writes already sent are awaited and acknowledged, the
+        batches not yet sent are dropped, and the run ends Failed with ``reason``; the next run
+        takes up the profiles left, matching each one before anything is created again."""
+        self._stop_reason = self._stop_reason or reason
+
+    def _raise_stopped(self) -> None:
+        if self._stop_reason is not None:
+            raise RunError(
+                f"stopped by {self._stop_reason} before the end: what the application "
+                "acknowledged is recorded, the other profiles are left to the next run"
+            )
 
     async def _export(self) -> None:
         config = self.config
@@ -185,6 +200,7 @@ class ExportRun:
             await self.connector.refuses_duplicates(config.matching_out)
         )
         shared, to_read = await self._count(selection)
+        self._raise_stopped()
         if not to_read:
             return  # nothing new, changed or failed: nothing is read, nothing is sent
         builder = ProfileBuilder(config.in_schema, selection.input_paths, selection.dialect)
@@ -199,6 +215,8 @@ class ExportRun:
                 # warehouse connection it uses is closed.
                 async with contextlib.aclosing(self._read(selection, shared)) as chunks:
                     async for chunk in chunks:
+                        if self._stop_reason is not None:
+                            break
                         candidates = [self._candidate(row, builder) for row in chunk]
                         await self._match(candidates)
                         for candidate in candidates:
@@ -207,16 +225,19 @@ class ExportRun:
                         await self._send_full(batches, writes)
                         self._raise_fatal()
                         await self._flush()
-                await self._send_full(batches, writes, everything=True)
-                # Creates refused for an existing user come back as updates, until none is left.
-                await writes.join()
-                while self._update_conflicts(batches):
+                if self._stop_reason is None:
                     await self._send_full(batches, writes, everything=True)
+                    # Creates refused for an existing user come back as updates, until none is
+                    # left.
                     await writes.join()
+                    while self._update_conflicts(batches) and self._stop_reason is None:
+                        await self._send_full(batches, writes, everything=True)
+                        await writes.join()
                 for _ in writers:
                     await writes.put(None)
                 await asyncio.gather(*writers)
                 self._raise_fatal()
+                self._raise_stopped()
         finally:
             for task in writers:
                 task.cancel()
@@ -501,11 +522,11 @@ class ExportRun:
     # -- writing ---------------------------------------------------------------------------
 
     async def _writer(self, writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None]) -> None:
-        """Sends batches until told to stop. After a fatal error it keeps taking batches
-        without sending them, so the reading loop never waits on a full queue."""
+        """Sends batches until told to stop. After a fatal error or a request to stop it keeps
+        taking batches without sending them, so the reading loop never waits on a full queue."""
         while (item := await writes.get()) is not None:
             try:
-                if self._fatal is None:
+                if self._fatal is None and self._stop_reason is None:
                     await self._write(*item)
             except Exception as err:
                 self._fatal = self._fatal or err
