@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench crds cluster cluster-down clean
+.PHONY: demo serve test lint typecheck unit bench crds cluster cluster-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,15 +12,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main job on the embedded default: a DuckDB warehouse of 100,000 demo profiles (created once
+# in .demo/), the demo application (the HubSpot twin), `sluice local examples/demo --once`.
 demo: $(STAMP)
-	@echo "$$ sluice validate examples/"
-	@$(BIN)/sluice validate examples/
-	@echo
-	@echo "$$ sluice preview -f examples/seed-pipeline.yaml --workspace examples/ --profiles examples/profiles.jsonl"
-	@$(BIN)/sluice preview -f examples/seed-pipeline.yaml --workspace examples/ --profiles examples/profiles.jsonl
-	@echo
-	@echo "$$ sluice show -f examples/ export-customers   # GET /v1/pipelines/{id} of the seed pipeline"
-	@$(BIN)/sluice show -f examples/ export-customers
+	@$(BIN)/python -m sluice.demo.session
+
+# The same, then `sluice local` keeps running with the API on 127.0.0.1:8080 until Ctrl-C.
+serve: $(STAMP)
+	@$(BIN)/python -m sluice.demo.session --serve
 
 test: lint typecheck unit
 
@@ -54,4 +53,4 @@ cluster-down: $(STAMP)
 	$(BIN)/python -m tests.cluster down
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .demo

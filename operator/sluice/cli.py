@@ -25,6 +25,7 @@ from sluice.model.workspace import Workspace
 from sluice.preview import PreviewError, json_default, preview
 
 DEFAULT_STORE = "sqlite:///sluice.db"
+LOCAL_LISTEN = "127.0.0.1:8080"
 
 # _heavy_imports_note: the API (FastAPI), the store (SQLAlchemy), the operator (kopf) and the
 # CRD renderer are imported by the commands that use them. Every export pod starts this
@@ -224,6 +225,27 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
+    """Apply and watch manifests, serve the API, run the pipelines on their schedules."""
+    from sluice.local.mode import run_local  # noqa: PLC0415 - see the note at DEFAULT_STORE
+
+    try:
+        return asyncio.run(
+            run_local(
+                args.paths,
+                args.store,
+                listen=None if args.once and args.listen is None else args.listen or LOCAL_LISTEN,
+                once=args.once,
+                state=Path(args.state),
+                admin_keys=admin_api_keys(),
+                out=out,
+            )
+        )
+    except ValueError as err:  # a malformed --listen
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
 def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
     """Run one export: from the operator's config file, or from manifests."""
     from sluice.engine.config import ConfigError, load_config_file  # noqa: PLC0415
@@ -371,6 +393,34 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_option(api_command)
     api_command.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
     api_command.set_defaults(run=cmd_api)
+
+    local_command = commands.add_parser(
+        "local",
+        help="apply and watch manifests, serve the API, run the pipelines on their schedules",
+        description="Local mode: apply the manifests under PATH to the store and keep watching "
+        "them, serve the read-only API, and run every enabled pipeline on its schedule as a "
+        "child `sluice export` (as the operator's CronJobs do). Ctrl-C stops cleanly.",
+    )
+    local_command.add_argument("paths", nargs="+", metavar="PATH")
+    add_store_option(local_command)
+    local_command.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help=f"where the API listens (default {LOCAL_LISTEN}; with --once, only if given)",
+    )
+    local_command.add_argument(
+        "--once",
+        action="store_true",
+        help="run every enabled pipeline once and exit: 0 all succeeded, 2 partially failed, "
+        "1 failed",
+    )
+    local_command.add_argument(
+        "--state",
+        default=".sluice",
+        metavar="DIR",
+        help="where each run's config and credentials are written (default .sluice)",
+    )
+    local_command.set_defaults(run=cmd_local)
 
     operator_command = commands.add_parser(
         "operator",

@@ -12,7 +12,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from sluice.manifests import Manifests
+from sluice.model.connection import Connection
 from sluice.model.errors import ApiError
+from sluice.model.pipeline import Pipeline
 from sluice.model.resources import Outcome, Resource, SecretKeys, validate_resources
 from sluice.model.specs import API_GROUP
 from sluice.model.workspace import Workspace
@@ -30,6 +32,8 @@ class Applied:
     error: ApiError | None = None
     #: A Workspace's id, which admin clients of the read-only API name it by.
     workspace_id: int | None = None
+    #: The validated Workspace, Connection or ExportPipeline; None when invalid or pruned.
+    value: Workspace | Connection | Pipeline | None = None
 
     def line(self) -> str:
         """``exportpipeline.sluice.dev/marketing/export-customers created``, as kubectl says."""
@@ -117,6 +121,7 @@ def apply(
             workspace_ids.get(item.outcome.resource.namespace)
             if isinstance(item.outcome.value, Workspace)
             else None,
+            item.outcome.value,
         )
         for item in reconciled
     ]

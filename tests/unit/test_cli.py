@@ -24,8 +24,8 @@ def run(*argv: str) -> tuple[int, str]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A copy of the examples, as a user's GitOps repository."""
-    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    """A copy of the marketing examples (not the demo's), as a user's GitOps repository."""
+    shutil.copytree(EXAMPLES, tmp_path / "manifests", ignore=shutil.ignore_patterns("demo"))
     return tmp_path / "manifests"
 
 
@@ -140,7 +140,7 @@ def test_a_resource_declared_twice_is_reported(repo: Path) -> None:
 
 
 def test_show_prints_the_api_body_of_a_pipeline() -> None:
-    code, out = run("show", "-f", str(EXAMPLES), "export-customers")
+    code, out = run("show", "-f", str(EXAMPLES), "-n", "marketing", "export-customers")
     assert code == 0
     body = json.loads(out)
     seed = yaml.safe_load((EXAMPLES / "seed-pipeline.yaml").read_text())["spec"]

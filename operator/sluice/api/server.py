@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+from collections.abc import Collection, Iterator
 
 import uvicorn
 
@@ -28,3 +29,22 @@ def serve(store_url: str, listen: str, admin_keys: Collection[str]) -> None:
         uvicorn.run(app, host=host, port=port, workers=1, server_header=False)
     finally:
         store.close()
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling, for a loop that owns the signals (the operator,
+    local mode)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def embedded_server(store: Store, listen: str, admin_keys: Collection[str]) -> EmbeddedServer:
+    """The API on ``listen``, to run with ``await server.serve()`` in the caller's loop; it
+    stops once ``server.should_exit`` is set."""
+    host, port = parse_listen(listen)
+    config = uvicorn.Config(
+        create_app(store, admin_keys), host=host, port=port, server_header=False
+    )
+    return EmbeddedServer(config)

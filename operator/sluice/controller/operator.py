@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sluice.apps.catalog import CONNECTORS
-from sluice.controller import builders, schedule, status, summary
+from sluice.controller import builders, schedule, status
 from sluice.controller.kube import Kube
 from sluice.controller.runner import RunnerSettings
 from sluice.controller.summary import job_run, timestamp_text
@@ -122,13 +122,7 @@ class Operator:
             assert run is not None
             outcome = run.summary
             started = outcome.started_at
-            finished = FinishedRun(
-                outcome.finished_at,
-                outcome.outcome,
-                dict(outcome.counts),
-                outcome.error,
-                [summary.sample_json(sample) for sample in outcome.error_samples],
-            )
+            finished = FinishedRun.of(outcome)
         if await asyncio.to_thread(self.store.pipeline, pipeline_id) is None:
             return  # not a stored pipeline (any more): nothing to attach the run to
         _, newly_finished = await asyncio.to_thread(

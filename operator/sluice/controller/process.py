@@ -4,19 +4,16 @@ one asyncio loop, stopped together on SIGINT or SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 import socket
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from typing import Any
 
 import kopf
-import uvicorn
 
-from sluice.api.app import create_app
-from sluice.api.server import parse_listen
+from sluice.api.server import embedded_server
 from sluice.controller.kube import Kube
 from sluice.controller.leadership import Leadership
 from sluice.controller.operator import Operator
@@ -108,11 +105,7 @@ async def run_operator(
     ]
     api = None
     if api_listen is not None:
-        host, port = parse_listen(api_listen)
-        config = uvicorn.Config(
-            create_app(store, admin_keys), host=host, port=port, server_header=False
-        )
-        api = _EmbeddedServer(config)
+        api = embedded_server(store, api_listen, admin_keys)
         tasks.append(asyncio.create_task(api.serve(), name="api"))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -135,11 +128,3 @@ async def run_operator(
 def replica_identity() -> str:
     """The pod's name in a cluster (the Downward API's POD_NAME), else host and process."""
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the operator's loop owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from sluice.controller.summary import RunSummary, sample_json
 from sluice.model.connection import Connection
 from sluice.model.errors import ApiError
 from sluice.model.ids import workspace_id
@@ -53,6 +54,17 @@ class FinishedRun:
     counts: dict[str, int]
     error: str | None = None
     error_samples: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def of(cls, summary: RunSummary) -> FinishedRun:
+        """How a run that ended with ``summary`` is recorded."""
+        return cls(
+            summary.finished_at,
+            summary.outcome,
+            dict(summary.counts),
+            summary.error,
+            [sample_json(sample) for sample in summary.error_samples],
+        )
 
     def columns(self) -> dict[str, Any]:
         return {

@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import os
 import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -34,6 +37,14 @@ from sluice.twins.hubspot_app import create_app
 from sluice.twins.hubspot_control import Fault, Faults, RateLimiter, Stats
 from sluice.twins.hubspot_properties import PropertyDefinition
 from sluice.twins.hubspot_state import ContactStore
+
+#: How often a twin run with ``--state`` saves its contacts, when they changed.
+SAVE_SECONDS = 2.0
+
+
+class TwinStateError(Exception):
+    """The state file exists but does not hold a twin's state."""
+
 
 #: Free and Starter accounts' private apps: 100 requests per 10 s, 250,000 per day.
 DEFAULT_BURST = 100
@@ -61,6 +72,7 @@ class HubSpotTwin:
         rate_limit: bool = True,
         burst: int = DEFAULT_BURST,
         daily: int = DEFAULT_DAILY,
+        state_path: str | Path | None = None,
     ) -> None:
         definitions = [
             p if isinstance(p, PropertyDefinition) else PropertyDefinition.from_json(p)
@@ -73,6 +85,9 @@ class HubSpotTwin:
         self.limiter = RateLimiter(enabled=rate_limit, burst=burst, daily=daily)
         self.faults = Faults()
         self._stats = Stats()
+        self.state_path = None if state_path is None else Path(state_path)
+        if self.state_path is not None and self.state_path.exists():
+            self._load_state(self.state_path)
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -148,6 +163,31 @@ class HubSpotTwin:
         with self.lock:
             self._stats.count(endpoint, response.status_code)
         return response
+
+    # -- persistence (--state) ------------------------------------------------------------------
+
+    def _load_state(self, path: Path) -> None:
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            self.store.load_state(state)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise TwinStateError(f"the twin's state file {path} cannot be read: {err}") from None
+
+    def state_version(self) -> tuple[int, int, int, int]:
+        """Changes whenever the contacts may have: what tells a save is due."""
+        with self.lock:
+            store = self.store
+            return store.next_id, store.creates, store.updates, len(store.contacts)
+
+    def save_state(self) -> None:
+        """Write the contacts to the state file, atomically (a crash leaves the old file)."""
+        if self.state_path is None:
+            return
+        with self.lock:
+            text = json.dumps(self.store.to_state(), separators=(",", ":"))
+        partial = self.state_path.with_name(self.state_path.name + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, self.state_path)
 
     def reset(self) -> None:
         """Forget every contact, fault, statistic and rate-limit window; restore the token."""
@@ -233,15 +273,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-rate-limit", action="store_true", help="turn every limit off")
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="requests per 10 s")
     parser.add_argument("--daily", type=int, default=DEFAULT_DAILY, help="requests per day")
+    parser.add_argument("--state", metavar="FILE", help="keep the contacts in FILE across runs")
     args = parser.parse_args(argv)
-    twin = HubSpotTwin(
-        args.token, rate_limit=not args.no_rate_limit, burst=args.burst, daily=args.daily
-    )
+    try:
+        twin = HubSpotTwin(
+            args.token,
+            rate_limit=not args.no_rate_limit,
+            burst=args.burst,
+            daily=args.daily,
+            state_path=args.state,
+        )
+    except TwinStateError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     host, port = args.listen
     sock = _bind(host, port)
     print(f"listening on {_base_url(sock)}", flush=True)
-    _server(twin).run(sockets=[sock])
+    stopped = threading.Event()
+    saver = threading.Thread(target=_save_periodically, args=(twin, stopped), daemon=True)
+    saver.start()
+    try:
+        _server(twin).run(sockets=[sock])  # until SIGINT or SIGTERM
+    finally:
+        stopped.set()
+        saver.join(timeout=SAVE_SECONDS * 2)
+        twin.save_state()
     return 0
+
+
+def _save_periodically(twin: HubSpotTwin, stopped: threading.Event) -> None:
+    """Save every :data:`SAVE_SECONDS` when something changed: a killed twin loses at most
+    that much of its writes; a stopped one saves on its way out."""
+    saved = twin.state_version()
+    while not stopped.wait(SAVE_SECONDS):
+        version = twin.state_version()
+        if version != saved:
+            twin.save_state()
+            saved = version
 
 
 if __name__ == "__main__":

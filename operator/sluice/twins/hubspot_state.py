@@ -159,6 +159,30 @@ class ContactStore:
         self.creates = 0
         self.updates = 0
 
+    # -- persistence --------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """The contacts and the id counter as JSON (the caller holds the lock)."""
+        contacts = [self.contacts[i] for i in self.ids if i in self.contacts]
+        return {
+            "nextId": self.next_id,
+            "contacts": [[c.id, c.properties, c.created_at, c.updated_at] for c in contacts],
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Replace the contacts with those of :meth:`to_state`'s JSON."""
+        self.clear()
+        for contact_id, properties, created_at, updated_at in state["contacts"]:
+            contact = Contact(int(contact_id), dict(properties), str(created_at))
+            contact.updated_at = str(updated_at)
+            self.contacts[contact.id] = contact
+            self.ids.append(contact.id)
+            for name in self.unique_names:
+                value = properties.get(name)
+                if value is not None:
+                    self.unique[name][value] = contact.id
+        self.next_id = max(int(state["nextId"]), max(self.ids, default=0) + 1)
+
     # -- values -----------------------------------------------------------------------------
 
     def _normalize(self, properties: Any) -> tuple[dict[str, str], list[str], list[dict[str, Any]]]:

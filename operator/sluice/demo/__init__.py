@@ -1,0 +1,1 @@
+"""The demo: seeded demo profiles and the ``make demo`` / ``make serve`` session."""

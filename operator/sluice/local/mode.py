@@ -1,0 +1,286 @@
+"""``sluice local PATH``: Sluice's whole job on one machine.
+
+The manifests under PATH are applied to the store (the ``sluice apply`` core, pruning what the
+files no longer hold) and watched: a file edited, added or removed is applied again within a
+second. The read-only API serves the store. Every enabled pipeline runs on its schedule with
+the CronJob's rules (``schedulePeriod`` from ``scheduleStart``, UTC; a run still going when the
+next is due makes that one skipped, as ``concurrencyPolicy: Forbid`` does), each run a child
+``sluice export`` prepared as a runner pod is (:mod:`sluice.local.runs`). An invalid edit is
+reported with the API's message and the last valid version keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from sluice.apps.catalog import CONNECTORS
+from sluice.controller.schedule import next_run
+from sluice.controller.summary import RunSummary
+from sluice.local.runs import LocalRun, PipelineSetup, Secrets, prepare_run
+from sluice.manifests import manifest_files, read_manifests
+from sluice.model.connection import Connection
+from sluice.model.pipeline import Pipeline
+from sluice.model.workspace import Workspace
+from sluice.reconcile import apply
+from sluice.store import Change, FinishedRun, Store
+
+#: How often the manifests and the schedule are looked at.
+POLL_SECONDS = 0.25
+#: How long running exports are given to stop cleanly when local mode stops.
+STOP_SECONDS = 120.0
+
+_Key = tuple[str, str, str]
+_Snapshot = dict[Path, tuple[int, int]]
+
+
+@dataclass
+class _Scheduled:
+    """When a pipeline runs next, under the schedule it was computed for."""
+
+    period: str | None
+    start: int
+    due: datetime | None
+
+
+@dataclass
+class LocalMode:
+    """The manifests under ``paths`` kept applied to ``store`` and their pipelines run."""
+
+    paths: list[str]
+    store: Store
+    #: Where each run's config and credentials are written.
+    state: Path
+    say: Callable[[str], None]
+    setups: dict[int, PipelineSetup] = field(default_factory=dict)
+    #: Summaries of the runs that ended, in the order they ended.
+    finished: list[tuple[PipelineSetup, RunSummary]] = field(default_factory=list)
+    #: Whether the last apply reported an invalid resource or unreadable manifests.
+    invalid: bool = False
+    _secrets: Secrets = field(default_factory=dict)
+    _valid: dict[_Key, Workspace | Connection | Pipeline] = field(default_factory=dict)
+    _snapshot: _Snapshot | None = None
+    _schedules: dict[int, _Scheduled] = field(default_factory=dict)
+    _runs: dict[int, tuple[LocalRun, asyncio.Task[None]]] = field(default_factory=dict)
+
+    # -- the manifests ---------------------------------------------------------------------
+
+    def refresh(self) -> bool:
+        """Apply the manifests if any file changed since the last look; whether they had."""
+        snapshot = _snapshot(self.paths)
+        if snapshot == self._snapshot:
+            return False
+        first = self._snapshot is None
+        self._snapshot = snapshot
+        manifests = read_manifests(self.paths)
+        if manifests.problems:
+            # An unreadable file must not look like deleted objects: nothing is applied.
+            for problem in manifests.problems:
+                self.say(problem.text())
+            self.say("nothing applied: fix the manifests; what was applied before keeps running")
+            self.invalid = True
+            return True
+        applied = apply(self.store, manifests, CONNECTORS, prune=True)
+        self.invalid = any(item.error is not None for item in applied)
+        for item in applied:
+            resource = item.resource
+            key = (resource.kind, resource.namespace, resource.name)
+            if item.change is Change.PRUNED:
+                self._valid.pop(key, None)
+            elif item.value is not None:
+                self._valid[key] = item.value
+            if first or item.change is not Change.UNCHANGED or item.error is not None:
+                suffix = "; the last valid version keeps running" if key in self._valid else ""
+                self.say(item.line() + (suffix if item.error is not None else ""))
+        self._secrets = manifests.secrets
+        self.setups = _setups(self._valid.values())
+        return True
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def schedule(self, now: datetime) -> None:
+        """Start the runs that are due at ``now``."""
+        for pipeline_id in list(self._schedules):
+            if pipeline_id not in self.setups:
+                del self._schedules[pipeline_id]
+        for pipeline_id, setup in self.setups.items():
+            pipeline = setup.pipeline
+            period = pipeline.schedule_period if pipeline.enabled else None
+            scheduled = self._schedules.get(pipeline_id)
+            if scheduled is None or (scheduled.period, scheduled.start) != (
+                period,
+                pipeline.schedule_start,
+            ):
+                due = next_run(period, pipeline.schedule_start, now)
+                self._schedules[pipeline_id] = _Scheduled(period, pipeline.schedule_start, due)
+                continue
+            if scheduled.due is None or now < scheduled.due:
+                continue
+            missed, scheduled.due = scheduled.due, next_run(period, pipeline.schedule_start, now)
+            if pipeline_id in self._runs:
+                self.say(
+                    f"{_label(setup)}: still running; the run due at {missed:%H:%M} UTC skipped"
+                )
+                continue
+            self.start(pipeline_id)
+
+    def start(self, pipeline_id: int) -> None:
+        """Start a run of the pipeline now, unless one is going."""
+        if pipeline_id in self._runs:
+            return
+        setup = self.setups[pipeline_id]
+        folder = self.state / "runs" / str(pipeline_id)
+        command, environment = prepare_run(setup, self._secrets, folder)
+        label = _label(setup)
+        run = LocalRun(command, environment, folder, lambda line: self.say(f"{label}: {line}"))
+        job_name = f"local-{run.started_at:%Y%m%d-%H%M%S}"
+        run_id = self.store.start_run(pipeline_id, job_name, run.started_at)
+        self.say(f"{label}: run {job_name} started")
+        task = asyncio.create_task(self._finish(pipeline_id, setup, run, run_id))
+        self._runs[pipeline_id] = (run, task)
+
+    async def _finish(
+        self, pipeline_id: int, setup: PipelineSetup, run: LocalRun, run_id: int
+    ) -> None:
+        try:
+            summary = await run.run()
+            self.store.finish_run(run_id, FinishedRun.of(summary))
+            self.finished.append((setup, summary))
+            self.say(f"{_label(setup)}: {summary_line(summary)}")
+        finally:
+            del self._runs[pipeline_id]
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def watch(self, stop: asyncio.Event, clock: Callable[[], datetime]) -> None:
+        """Apply and schedule until ``stop`` is set, then stop the runs cleanly."""
+        try:
+            while not stop.is_set():
+                self.refresh()
+                self.schedule(clock())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+        finally:
+            await self.stop_runs()
+
+    async def once(self, stop: asyncio.Event) -> list[tuple[PipelineSetup, RunSummary]]:
+        """Run every enabled pipeline once (stopped cleanly if ``stop`` is set meanwhile)."""
+        self.refresh()
+        for pipeline_id, setup in self.setups.items():
+            if setup.pipeline.enabled:
+                self.start(pipeline_id)
+        tasks = [task for _, task in self._runs.values()]
+        stopping = asyncio.create_task(stop.wait())
+        while not stopping.done() and any(not task.done() for task in tasks):
+            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await self.stop_runs()
+        return self.finished
+
+    async def stop_runs(self) -> None:
+        """Ask every running export to stop, and wait for their summaries."""
+        if not self._runs:
+            return
+        for run, _ in self._runs.values():
+            run.stop()
+        self.say(f"stopping {len(self._runs)} running export(s): waiting for their last writes")
+        await asyncio.wait([task for _, task in self._runs.values()], timeout=STOP_SECONDS)
+
+
+def once_exit_code(finished: list[tuple[PipelineSetup, RunSummary]], invalid: bool) -> int:
+    """As ``sluice export``'s: 0 when every run succeeded, 2 when the worst partially failed,
+    1 when one failed, nothing ran, or a manifest was invalid."""
+    outcomes = {summary.outcome for _, summary in finished}
+    if invalid or not finished or "Failed" in outcomes:
+        return 1
+    return 2 if "PartiallyFailed" in outcomes else 0
+
+
+def summary_line(summary: RunSummary) -> str:
+    """``Succeeded in 3.2 s: 48,112 selected, 47,600 created…``"""
+    seconds = (summary.finished_at - summary.started_at).total_seconds()
+    counts = ", ".join(f"{value:,} {name}" for name, value in summary.counts.items() if value)
+    text = f"{summary.outcome} in {seconds:.1f} s" + (f": {counts}" if counts else "")
+    return text + (f"; {summary.error}" if summary.error else "")
+
+
+def _label(setup: PipelineSetup) -> str:
+    return f"{setup.pipeline.namespace}/{setup.pipeline.resource_name}"
+
+
+def _setups(values: Iterable[Workspace | Connection | Pipeline]) -> dict[int, PipelineSetup]:
+    """Each valid pipeline whose Workspace and Connection are valid too."""
+    values = list(values)
+    workspaces = {v.namespace: v for v in values if isinstance(v, Workspace)}
+    connections = {(v.namespace, v.id): v for v in values if isinstance(v, Connection)}
+    setups: dict[int, PipelineSetup] = {}
+    for pipeline in (v for v in values if isinstance(v, Pipeline)):
+        workspace = workspaces.get(pipeline.namespace)
+        connection = connections.get((pipeline.namespace, pipeline.connection))
+        if workspace is not None and connection is not None:
+            setups[pipeline.id] = PipelineSetup(pipeline, workspace, connection)
+    return setups
+
+
+def _snapshot(paths: list[str]) -> _Snapshot:
+    """Each manifest file's modification time and size: what tells an edit."""
+    snapshot: _Snapshot = {}
+    for path in manifest_files(paths):
+        with contextlib.suppress(OSError):
+            status = path.stat()
+            snapshot[path] = (status.st_mtime_ns, status.st_size)
+    return snapshot
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def run_local(
+    paths: list[str],
+    store_url: str,
+    *,
+    listen: str | None,
+    once: bool,
+    state: Path,
+    admin_keys: list[str],
+    out: TextIO = sys.stdout,
+) -> int:
+    """``sluice local``: until SIGINT or SIGTERM, or with ``once`` until every enabled pipeline
+    ran once. Exit code 0 when everything applied and every run succeeded."""
+    from sluice.api.server import embedded_server  # noqa: PLC0415 - uvicorn only when serving
+
+    def say(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
+    store = Store(store_url)
+    mode = LocalMode(paths, store, state, say)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, stop.set)
+    api = embedded_server(store, listen, admin_keys) if listen is not None else None
+    serving = asyncio.create_task(api.serve()) if api is not None else None
+    try:
+        if once:
+            finished = await mode.once(stop)
+            if not finished:
+                say("no enabled pipeline to run")
+            return once_exit_code(finished, mode.invalid)
+        await mode.watch(stop, utc_now)
+        return 0
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+        if api is not None and serving is not None:
+            api.should_exit = True
+            await serving
+        store.close()

@@ -1,0 +1,161 @@
+"""One local run of a pipeline: what a runner pod gets, laid out on disk, and the same command.
+
+The operator gives a runner pod a ConfigMap (the export config, built by
+:func:`sluice.controller.builders.export_config`), the Connection's Secret mounted as files and
+the warehouse DSN in an environment variable, then runs ``sluice export --config``. A local run
+gets exactly that: the config file and the credentials folder under the run folder, the DSN in
+the child's environment, and the same command in a child process. Only the credentials
+folder's path differs from a pod's, so local runs and cluster runs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sluice.controller.builders import config_text, export_config
+from sluice.controller.runner import CONFIG_FILE, EXPORT_COMMAND, WAREHOUSE_DSN_ENV
+from sluice.controller.summary import RunSummary, parse_summary
+from sluice.model.connection import Connection
+from sluice.model.pipeline import Pipeline
+from sluice.model.workspace import Workspace
+
+TERMINATION_LOG_FILE = "termination-log"
+CREDENTIALS_FOLDER = "credentials"
+_SUMMARY_LOG_LINES = 5
+
+Secrets = Mapping[tuple[str, str], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class PipelineSetup:
+    """A valid pipeline with the Workspace and Connection it was validated with."""
+
+    pipeline: Pipeline
+    workspace: Workspace
+    connection: Connection
+
+
+def prepare_run(
+    setup: PipelineSetup, secrets: Secrets, folder: Path
+) -> tuple[list[str], dict[str, str]]:
+    """Write the run's config and credentials under ``folder``; return the command to run and
+    the environment variables to add."""
+    pipeline, workspace, connection = setup.pipeline, setup.workspace, setup.connection
+    folder.mkdir(parents=True, exist_ok=True)
+    config = export_config(pipeline, workspace, connection)
+    credentials = folder / CREDENTIALS_FOLDER
+    if connection.credentials_secret is not None:
+        credentials.mkdir(mode=0o700, exist_ok=True)
+        for old in credentials.iterdir():
+            old.unlink()
+        values = secrets.get((connection.namespace, connection.credentials_secret), {})
+        for key, value in values.items():
+            _write_private(credentials / key, value)
+        config["connection"]["credentialsDir"] = str(credentials)
+    config_path = folder / CONFIG_FILE
+    _write_private(config_path, config_text(config))
+    environment: dict[str, str] = {}
+    reference = workspace.warehouse.dsn_secret
+    if reference is not None:
+        dsn = secrets.get((workspace.namespace, reference.name), {}).get(reference.key)
+        if dsn is not None:
+            environment[WAREHOUSE_DSN_ENV] = dsn
+    # The CronJob's command, with this interpreter for ``sluice`` and the config's local path.
+    command = [sys.executable, "-m", "sluice", *EXPORT_COMMAND[1:-1], str(config_path)]
+    command += ["--termination-log", str(folder / TERMINATION_LOG_FILE)]
+    return command, environment
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+class LocalRun:
+    """A child ``sluice export``: started in a session of its own, so a Ctrl-C in the terminal
+    reaches local mode only, which then asks the child to stop (SIGTERM) and waits for it."""
+
+    def __init__(
+        self,
+        command: list[str],
+        environment: Mapping[str, str],
+        folder: Path,
+        log: Callable[[str], None],
+    ) -> None:
+        self.command = command
+        self.environment = environment
+        self.folder = folder
+        self.log = log
+        self.started_at = datetime.now(UTC)
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def run(self) -> RunSummary:
+        """Run the child to its end; its summary, or a Failed one saying why there is none."""
+        termination_log = self.folder / TERMINATION_LOG_FILE
+        termination_log.unlink(missing_ok=True)
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, **self.environment},
+            start_new_session=True,
+        )
+        last_lines = await self._relay_logs()
+        code = await self._process.wait()
+        with contextlib.suppress(OSError):
+            summary = parse_summary(termination_log.read_text(encoding="utf-8"))
+            if summary is not None:
+                return summary
+        detail = " | ".join(last_lines) or "no output"
+        return RunSummary(
+            "Failed",
+            self.started_at,
+            datetime.now(UTC),
+            {},
+            f"sluice export exited with code {code} without a summary: {detail}",
+        )
+
+    def stop(self) -> None:
+        """Ask the child to stop cleanly (it records what the application acknowledged)."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signal.SIGTERM)
+
+    async def _relay_logs(self) -> list[str]:
+        """Pass the child's log lines on; keep the last few, for a run that ends without a
+        summary."""
+        assert self._process is not None and self._process.stderr is not None
+        last: list[str] = []
+        async for raw in self._process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if not line:
+                continue
+            self.log(_log_text(line))
+            last = [*last, line][-_SUMMARY_LOG_LINES:]
+        return last
+
+
+def _log_text(line: str) -> str:
+    """A JSON log line of ``sluice export`` as a short console line; other lines as they are."""
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(event, dict) or "event" not in event:
+        return line
+    details = " ".join(
+        f"{key}={value}"
+        for key, value in event.items()
+        if key not in ("time", "event", "pipeline", "name") and value is not None
+    )
+    return f"{event['event']} {details}".rstrip()

@@ -1,0 +1,171 @@
+"""``sluice local``: manifests applied and watched, the API served, pipelines run as child
+``sluice export`` processes, on DuckDB and PostgreSQL, against the HubSpot twin."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sluice.store import Store
+from tests.integration.conftest import Target
+from tests.integration.test_export import people
+from tests.integration.test_export_faults import SLUICE, write_manifests
+from tests.operator_process import eventually
+
+API_KEY = "api_marketing_dashboard_change_me"  # the examples' Workspace key
+NAMESPACE, PIPELINE = "marketing", "export-customers"
+
+
+class Local:
+    """A ``sluice local`` child, its console lines collected as they come."""
+
+    def __init__(self, arguments: list[str]) -> None:
+        self.process = subprocess.Popen(
+            [SLUICE, "local", *arguments],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def said(self, fragment: str) -> bool:
+        return any(fragment in line for line in self.lines)
+
+    def wait(self, timeout: float = 120) -> int:
+        code = self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def local_setup(target: Target, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """Manifests for this warehouse and twin, and the store/state arguments of local mode."""
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    write_manifests(target, manifests)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    yield manifests, ["--store", store, "--state", str(tmp_path / "state")]
+
+
+def pipeline_runs(arguments: list[str]) -> list[dict[str, object]]:
+    store = Store(arguments[arguments.index("--store") + 1])
+    try:
+        runs, _ = store.runs(store.pipeline_ids()[NAMESPACE, PIPELINE])
+        return runs
+    finally:
+        store.close()
+
+
+def test_once_runs_each_pipeline_and_records_the_run(
+    target: Target, local_setup: tuple[Path, list[str]]
+) -> None:
+    manifests, arguments = local_setup
+    target.load(people(200))
+
+    first = Local([str(manifests), "--once", *arguments])
+    assert first.wait() == 0, first.output
+    assert first.said(f"exportpipeline.sluice.dev/{NAMESPACE}/{PIPELINE} created")
+    assert first.said(f"{NAMESPACE}/{PIPELINE}: Succeeded in")
+    assert first.said("100 created")
+    assert target.twin.contact_count() == 100
+    (run,) = pipeline_runs(arguments)
+    assert run["outcome"] == "Succeeded" and run["counts"]["created"] == 100  # type: ignore[index]
+
+    second = Local([str(manifests), "--once", *arguments])
+    assert second.wait() == 0, second.output
+    assert second.said("100 unchanged") and not second.said("created,")
+    assert target.twin.contact_count() == 100
+    assert [r["outcome"] for r in pipeline_runs(arguments)] == ["Succeeded", "Succeeded"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_edits_are_applied_while_running_and_invalid_ones_keep_the_last_valid_version(
+    target: Target, local_setup: tuple[Path, list[str]]
+) -> None:
+    manifests, arguments = local_setup
+    listen = f"127.0.0.1:{free_port()}"
+    local = Local([str(manifests), "--listen", listen, *arguments])
+    api = httpx.Client(
+        base_url=f"http://{listen}", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+    )
+    try:
+
+        def names() -> list[str]:
+            try:
+                response = api.get("/v1/pipelines")
+            except httpx.TransportError:
+                return []
+            return [p["name"] for p in response.json().get("pipelines", [])]
+
+        assert eventually(lambda: names() == ["Export customers"], "the API", timeout=30)
+        file = manifests / "manifests.yaml"
+        file.write_text(file.read_text().replace("name: Export customers", "name: Export US"))
+        eventually(lambda: names() == ["Export US"], "the edit applied", timeout=5)
+        assert local.said(f"exportpipeline.sluice.dev/{NAMESPACE}/{PIPELINE} configured")
+
+        file.write_text(file.read_text().replace("exportMode: CreateOnly", "exportMode: Never"))
+        eventually(lambda: local.said("the last valid version keeps running"), "the report", 5)
+        assert local.said('invalid: export mode "Never" is not valid')
+        assert names() == ["Export US"]
+
+        local.process.send_signal(signal.SIGINT)
+        assert local.wait(timeout=60) == 0, local.output
+    finally:
+        api.close()
+        if local.process.poll() is None:
+            local.process.kill()
+            local.wait()
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_ctrl_c_during_a_run_leaves_no_partial_state(
+    target: Target, local_setup: tuple[Path, list[str]]
+) -> None:
+    manifests, arguments = local_setup
+    target.load(people(20_000))
+    target.twin.set_latency(0.3)
+    local = Local([str(manifests), "--once", *arguments])
+    try:
+        eventually(lambda: target.twin.contact_count() >= 100, "100 contacts", timeout=60)
+        local.process.send_signal(signal.SIGINT)
+        assert local.wait(timeout=60) == 1, local.output
+    finally:
+        if local.process.poll() is None:
+            local.process.kill()
+            local.wait()
+    written = target.twin.contact_count()
+    assert written < 10_000
+    (run,) = pipeline_runs(arguments)
+    assert run["outcome"] == "Failed"
+    assert str(run["error"]).startswith("stopped by SIGTERM before the end")
+    ((recorded,),) = target.sql("SELECT COUNT(*) FROM sluice_exported_profiles")
+    assert recorded == written == run["counts"]["created"]  # type: ignore[index]
+    target.twin.set_latency(0)
+
+    rerun = Local([str(manifests), "--once", *arguments])
+    assert rerun.wait() == 0, rerun.output
+    assert sorted(target.contacts()) == sorted(f"user{i}@example.com" for i in range(0, 20_000, 2))
