@@ -151,9 +151,9 @@ class Target:
 def _seed_document() -> dict[str, Any]:
     """The seed pipeline's export config, as the operator writes it (callers copy it)."""
     manifests, outcomes, _ = check_manifests([str(ROOT / "examples")])
-    pipeline = select_pipeline(manifests, outcomes, "export-customers", None)
+    pipeline = select_pipeline(manifests, outcomes, "export-customers", "marketing")
     assert pipeline is not None
-    values = [o.value for o in outcomes]
+    values = [o.value for o in outcomes if o.resource.namespace == "marketing"]
     workspace = next(v for v in values if isinstance(v, Workspace))
     connection = next(v for v in values if isinstance(v, Connection))
     return export_config(pipeline, workspace, connection)
