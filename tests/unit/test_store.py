@@ -54,7 +54,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    shutil.copytree(EXAMPLES, tmp_path / "manifests")
+    shutil.copytree(EXAMPLES, tmp_path / "manifests", ignore=shutil.ignore_patterns("demo"))
     return tmp_path / "manifests"
 
 
