@@ -21,11 +21,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import duckdb
 import httpx
 
-from sluice.demo.profiles import load_demo_profiles
-from sluice.warehouses import open_warehouse
+from sluice.demo.profiles import DEFAULT_COUNT, create_demo_warehouse
 
 MANIFESTS = "examples/demo"
 STATE = Path(".demo")
@@ -38,7 +36,6 @@ APP_TOKEN = "pat-demo-local-twin"
 API_KEY = "api_demo_dashboard_key"
 API_LISTEN = "127.0.0.1:8080"
 NAMESPACE, PIPELINE = "demo", "export-customers"
-DEMO_PROFILES = 100_000
 _START_SECONDS = 30.0
 _SAMPLE_CONTACTS = 3
 #: ``sluice local --once``'s exit code when the worst run partially failed.
@@ -48,18 +45,12 @@ PARTIALLY_FAILED = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sluice.demo.session", description=__doc__)
     parser.add_argument("--serve", action="store_true", help="keep sluice local running")
-    parser.add_argument("--profiles", type=int, default=DEMO_PROFILES, metavar="N")
+    parser.add_argument("--profiles", type=int, default=DEFAULT_COUNT, metavar="N")
     args = parser.parse_args(argv)
     STATE.mkdir(exist_ok=True)
     if not WAREHOUSE.exists():
-        _step(f"creating the demo warehouse {WAREHOUSE}")
-        duckdb.connect(str(WAREHOUSE)).close()
-        warehouse = open_warehouse("DuckDB", path=str(WAREHOUSE))
-        try:
-            count = load_demo_profiles(warehouse, args.profiles)
-        finally:
-            warehouse.close()
-        print(f"{count:,} demo profiles in the table profiles")
+        _step(f"python -m sluice.demo.profiles --duckdb {WAREHOUSE} --count {args.profiles}")
+        print(create_demo_warehouse(str(WAREHOUSE), args.profiles))
     with _demo_application():
         command = [sys.executable, "-m", "sluice", "local", MANIFESTS, "--store", STORE]
         command += ["--state", str(STATE / "runs")]

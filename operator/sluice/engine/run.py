@@ -664,7 +664,7 @@ class ExportRun:
             outcome = "PartiallyFailed"
         if error is None and failures:
             error = (
-                f"{failures} of {counts['read']} profiles read failed"
+                f"{failures} of {exportable} profiles failed"
                 if outcome == "PartiallyFailed"
                 else f"every profile failed ({failures})"
             )
