@@ -66,6 +66,9 @@ _FAILURE_COUNTS = (
     "failed",
 )
 SAMPLE_LIMIT = 20
+# Compared with module constants: an enum member looked up on its class costs 70 ns, several
+# times per profile.
+_CREATE, _UPDATE = Purpose.CREATE, Purpose.UPDATE
 ROWS_PER_FETCH = 2000
 ACKNOWLEDGE_EVERY = 5000
 _READ_QUEUE_CHUNKS = 2
@@ -446,10 +449,10 @@ class ExportRun:
             ids = self._found.get(candidate.matching_text, [])
         mode = config.export_mode
         if ids and mode == "CreateOnly":
-            self._acknowledge(candidate, ids, Purpose.CREATE, "alreadyInApplication")
+            self._acknowledge(candidate, ids, _CREATE, "alreadyInApplication")
             return
         if not ids and mode == "UpdateOnly":
-            self._acknowledge(candidate, ids, Purpose.UPDATE, "notInApplication")
+            self._acknowledge(candidate, ids, _UPDATE, "notInApplication")
             return
         if len(ids) > 1 and not config.update_on_duplicates:
             self._fail(
@@ -460,7 +463,7 @@ class ExportRun:
                 f"duplicates found for the matching property {config.matching_in} in the app users",
             )
             return
-        self._submit(candidate, ids, Purpose.UPDATE if ids else Purpose.CREATE, batches)
+        self._submit(candidate, ids, _UPDATE if ids else _CREATE, batches)
 
     def _submit(
         self, candidate: _Candidate, ids: list[str], purpose: Purpose, batches: _Batches
@@ -471,11 +474,11 @@ class ExportRun:
         try:
             assert self._mapping is not None  # compiled before anything is read
             record = self._mapping.transform(candidate.profile, purpose)
-            if not record and purpose is Purpose.UPDATE and not out_matching.update_required:
+            if not record and purpose is _UPDATE and not out_matching.update_required:
                 # Nothing to write: every mapped value was missing and may be left as it is.
                 self._acknowledge(candidate, ids, purpose, "updated")
                 return
-            if purpose is Purpose.CREATE or out_matching.update_required:
+            if purpose is _CREATE or out_matching.update_required:
                 value = matching_value(
                     config.matching_in,
                     self._in_matching_type,
@@ -494,7 +497,7 @@ class ExportRun:
             self._fail(step, pid, None, err.step, err.message)
             return
         pending = _Pending(candidate, list(ids), purpose, waiting=max(1, len(ids)))
-        if purpose is Purpose.CREATE:
+        if purpose is _CREATE:
             batches.creates.append(self._record(pending, None, record))
         else:
             for external_id in ids:
@@ -565,7 +568,7 @@ class ExportRun:
                 pending.external_ids = [result.external_id]
             pending.waiting -= 1
             if pending.waiting == 0 and not pending.failed:
-                self.counts["created" if pending.purpose is Purpose.CREATE else "updated"] += 1
+                self.counts["created" if pending.purpose is _CREATE else "updated"] += 1
                 self._acks.append(pending)
         if self.progress is not None:
             self.progress(self.counts)
@@ -574,9 +577,7 @@ class ExportRun:
         """A create refused because ``existing_id`` holds the matching value: the profile is
         that user's (CreateOnly leaves it, CreateOrUpdate updates it)."""
         if self.config.export_mode == "CreateOnly":
-            self._acknowledge(
-                pending.candidate, [existing_id], Purpose.CREATE, "alreadyInApplication"
-            )
+            self._acknowledge(pending.candidate, [existing_id], _CREATE, "alreadyInApplication")
         else:
             self._conflicts.append((pending.candidate, existing_id))
 
@@ -584,7 +585,7 @@ class ExportRun:
         """Queue updates for the creates that found an existing user; whether there were any."""
         conflicts, self._conflicts = self._conflicts, []
         for candidate, existing_id in conflicts:
-            self._submit(candidate, [existing_id], Purpose.UPDATE, batches)
+            self._submit(candidate, [existing_id], _UPDATE, batches)
         return bool(conflicts)
 
     # -- bookkeeping -----------------------------------------------------------------------

@@ -67,18 +67,28 @@ class ProfileBuilder:
     """Builds the nested profile of a row's leading columns, one per input path."""
 
     def __init__(self, in_schema: Type, paths: Sequence[str], dialect: Dialect) -> None:
-        self._columns = [
+        columns = [
             (
+                index,
                 tuple(path.split(".")[:-1]),
                 path.rsplit(".", 1)[-1],
                 converter(property_by_path(in_schema, path).type, dialect),
             )
-            for path in paths
+            for index, path in enumerate(paths)
         ]
+        # Top-level columns kept as they come are copied by one comprehension, the rest one by
+        # one: most columns of most schemas are the former.
+        self._plain = [
+            (index, leaf)
+            for index, parents, leaf, convert in columns
+            if not parents and convert is None
+        ]
+        self._others = [column for column in columns if column[1] or column[3] is not None]
 
     def profile(self, row: Sequence[Any]) -> dict[str, Any]:
-        profile: dict[str, Any] = {}
-        for value, (parents, leaf, convert) in zip(row, self._columns, strict=False):
+        profile = {leaf: row[index] for index, leaf in self._plain if row[index] is not None}
+        for index, parents, leaf, convert in self._others:
+            value = row[index]
             if value is None:
                 continue
             target = profile
