@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -222,7 +223,21 @@ def _http_implementation() -> str:
     return "httptools"
 
 
-def _server(twin: HubSpotTwin) -> uvicorn.Server:
+class _ProcessServer(uvicorn.Server):
+    """Stops on SIGTERM or SIGINT and returns: uvicorn's own handling raises the signal again
+    once stopped, which would end the process before the twin saves its state."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        def stop(number: int, frame: object) -> None:
+            self.should_exit = True
+
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, stop)
+        yield
+
+
+def _server(twin: HubSpotTwin, kind: type[uvicorn.Server] = uvicorn.Server) -> uvicorn.Server:
     config = uvicorn.Config(
         twin.app(),
         log_level="warning",
@@ -231,7 +246,7 @@ def _server(twin: HubSpotTwin) -> uvicorn.Server:
         http=_http_implementation(),
         server_header=False,
     )
-    return uvicorn.Server(config)
+    return kind(config)
 
 
 def _base_url(sock: socket.socket) -> str:
@@ -293,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     saver = threading.Thread(target=_save_periodically, args=(twin, stopped), daemon=True)
     saver.start()
     try:
-        _server(twin).run(sockets=[sock])  # until SIGINT or SIGTERM
+        _server(twin, _ProcessServer).run(sockets=[sock])  # until SIGINT or SIGTERM
     finally:
         stopped.set()
         saver.join(timeout=SAVE_SECONDS * 2)
