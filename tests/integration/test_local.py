@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from sluice.local.mode import LocalMode
 from sluice.store import Store
 from tests.integration.conftest import Target
 from tests.integration.test_export import people
@@ -169,3 +172,36 @@ def test_ctrl_c_during_a_run_leaves_no_partial_state(
     rerun = Local([str(manifests), "--once", *arguments])
     assert rerun.wait() == 0, rerun.output
     assert sorted(target.contacts()) == sorted(f"user{i}@example.com" for i in range(0, 20_000, 2))
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_runs_follow_the_cronjob_schedule_and_never_overlap(
+    target: Target, local_setup: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    manifests, arguments = local_setup
+    target.load(people(2000))
+    target.twin.set_latency(0.5)  # the run is still going when the next one is due
+    store = Store(arguments[arguments.index("--store") + 1])
+    lines: list[str] = []
+    mode = LocalMode([str(manifests)], store, tmp_path / "runs", lines.append)
+    day = datetime(2026, 11, 26, tzinfo=UTC)
+
+    async def scheduled() -> None:
+        mode.refresh()
+        mode.schedule(day + timedelta(hours=10))  # the seed runs hourly at minute 15
+        assert not mode.running()
+        mode.schedule(day + timedelta(hours=10, minutes=14, seconds=59))
+        assert not mode.running()
+        mode.schedule(day + timedelta(hours=10, minutes=15))
+        assert mode.running()
+        mode.schedule(day + timedelta(hours=11, minutes=15))  # due again, still running
+        await mode.finish_runs()
+
+    try:
+        asyncio.run(scheduled())
+        runs, total = store.runs(store.pipeline_ids()[NAMESPACE, PIPELINE])
+    finally:
+        store.close()
+    assert total == 1 and runs[0]["outcome"] == "Succeeded"
+    assert any("still running; the run due at 11:15 UTC skipped" in line for line in lines)
+    assert target.twin.contact_count() == 1000

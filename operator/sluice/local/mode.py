@@ -184,6 +184,15 @@ class LocalMode:
         await self.stop_runs()
         return self.finished
 
+    def running(self) -> bool:
+        """Whether an export is running."""
+        return bool(self._runs)
+
+    async def finish_runs(self) -> None:
+        """Wait for the running exports to end."""
+        if self._runs:
+            await asyncio.wait([task for _, task in self._runs.values()])
+
     async def stop_runs(self) -> None:
         """Ask every running export to stop, and wait for their summaries."""
         if not self._runs:
