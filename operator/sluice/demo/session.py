@@ -96,7 +96,9 @@ def _demo_application() -> Iterator[None]:
         assert twin.stdout is not None
         line = twin.stdout.readline()
         if not re.match(r"listening on ", line):
-            raise SystemExit(f"the demo application did not start ({APP_LISTEN} in use?)")
+            raise SystemExit(
+                f"the demo application did not start (see above; {APP_LISTEN} in use?)"
+            )
         print(line.strip())
         yield
     finally:

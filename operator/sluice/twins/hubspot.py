@@ -10,6 +10,7 @@ Tests, benchmarks and the demo point the HubSpot connector at it instead of
 or, in a process of its own (so that it does not share the exporter's GIL)::
 
     python -m sluice.twins.hubspot --listen 127.0.0.1:0 --token TOKEN [--no-rate-limit]
+        [--state FILE]
 
 which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections. What it
 implements, and which documented HubSpot behaviour each part follows, is in
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -37,21 +38,28 @@ from starlette.responses import Response
 from sluice.twins.hubspot_app import create_app
 from sluice.twins.hubspot_control import Fault, Faults, RateLimiter, Stats
 from sluice.twins.hubspot_properties import PropertyDefinition
-from sluice.twins.hubspot_state import ContactStore
-
-#: How often a twin run with ``--state`` saves its contacts, when they changed.
-SAVE_SECONDS = 2.0
-
-
-class TwinStateError(Exception):
-    """The state file exists but does not hold a twin's state."""
-
+from sluice.twins.hubspot_state import ContactStore, decode_state
 
 #: Free and Starter accounts' private apps: 100 requests per 10 s, 250,000 per day.
 DEFAULT_BURST = 100
 DEFAULT_DAILY = 250_000
+#: How often a served twin with a state file saves its contacts, when they changed.
+SAVE_SECONDS = 2.0
 
-__all__ = ["DEFAULT_BURST", "DEFAULT_DAILY", "HubSpotTwin", "PropertyDefinition", "main", "serve"]
+__all__ = [
+    "DEFAULT_BURST",
+    "DEFAULT_DAILY",
+    "SAVE_SECONDS",
+    "HubSpotTwin",
+    "PropertyDefinition",
+    "TwinStateError",
+    "main",
+    "serve",
+]
+
+
+class TwinStateError(Exception):
+    """The state file exists but does not hold a twin's state, or cannot be read."""
 
 
 class HubSpotTwin:
@@ -63,6 +71,11 @@ class HubSpotTwin:
     off (benchmarks); ``burst`` is the requests allowed per rolling 10 s, ``daily`` per day.
     The state is guarded by one lock, so the Python API may be used from any thread while the
     server runs.
+
+    ``state_path`` keeps the contacts in a file: when it exists, its contacts, id counter and
+    custom properties are loaded here (``custom_properties`` replace saved ones of the same
+    name) and :class:`TwinStateError` says when it cannot be; :meth:`save_state` writes it, and
+    :func:`serve` and the command save it periodically and when they stop.
     """
 
     def __init__(
@@ -81,14 +94,18 @@ class HubSpotTwin:
         ]
         self._token = token
         self.token: str | None = token
-        self.store = ContactStore(definitions)
+        self.state_path = None if state_path is None else Path(state_path)
+        if self.state_path is not None and self.state_path.exists():
+            self.store = _load_store(self.state_path, definitions)
+        else:
+            self.store = ContactStore(definitions)
         self.lock = self.store.lock
         self.limiter = RateLimiter(enabled=rate_limit, burst=burst, daily=daily)
         self.faults = Faults()
         self._stats = Stats()
-        self.state_path = None if state_path is None else Path(state_path)
-        if self.state_path is not None and self.state_path.exists():
-            self._load_state(self.state_path)
+        # Held through a whole save, so that an older snapshot never replaces a newer one.
+        self._save_lock = threading.Lock()
+        self._saved_revision = self.store.revision
 
     # -- faults -----------------------------------------------------------------------------
 
@@ -167,31 +184,40 @@ class HubSpotTwin:
 
     # -- persistence (--state) ------------------------------------------------------------------
 
-    def _load_state(self, path: Path) -> None:
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-            self.store.load_state(state)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise TwinStateError(f"the twin's state file {path} cannot be read: {err}") from None
-
-    def state_version(self) -> tuple[int, int, int, int]:
-        """Changes whenever the contacts may have: what tells a save is due."""
-        with self.lock:
-            store = self.store
-            return store.next_id, store.creates, store.updates, len(store.contacts)
-
     def save_state(self) -> None:
-        """Write the contacts to the state file, atomically (a crash leaves the old file)."""
+        """Write the contacts to :attr:`state_path` as JSON, atomically: a temporary file in the
+        same folder renamed over it, so a twin killed meanwhile leaves the previous file."""
         if self.state_path is None:
             return
+        with self._save_lock:
+            with self.lock:
+                revision = self.store.revision
+                content = self.store.encode_state()
+            folder = self.state_path.parent
+            descriptor, partial = tempfile.mkstemp(
+                prefix=f".{self.state_path.name}.", suffix=".partial", dir=folder
+            )
+            try:
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(content)
+                os.replace(partial, self.state_path)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
+            self._saved_revision = revision
+
+    def save_state_if_changed(self) -> bool:
+        """:meth:`save_state` when the contacts changed since they were loaded or last saved;
+        answers whether it wrote."""
         with self.lock:
-            text = json.dumps(self.store.to_state(), separators=(",", ":"))
-        partial = self.state_path.with_name(self.state_path.name + ".partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, self.state_path)
+            changed = self.store.revision != self._saved_revision
+        if changed:
+            self.save_state()
+        return changed
 
     def reset(self) -> None:
-        """Forget every contact, fault, statistic and rate-limit window; restore the token."""
+        """Forget every contact, fault, statistic and rate-limit window; restore the token. The
+        state file, if any, is emptied by the next save."""
         with self.lock:
             self.store.clear()
             self.faults.reset()
@@ -201,6 +227,45 @@ class HubSpotTwin:
 
     def app(self) -> Starlette:
         return create_app(self)
+
+
+def _load_store(path: Path, custom_properties: list[PropertyDefinition]) -> ContactStore:
+    try:
+        saved = decode_state(path.read_bytes())
+        store = ContactStore([*saved.custom_properties, *custom_properties])
+        store.load_state(saved)
+    except (OSError, ValueError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TwinStateError(f"the twin's state file {path} cannot be read: {reason}") from None
+    return store
+
+
+@contextlib.contextmanager
+def _saving(twin: HubSpotTwin) -> Iterator[None]:
+    """While the server runs, a thread saves the twin's state every :data:`SAVE_SECONDS` when
+    it changed (a killed twin loses at most that much of its writes); on exit it saves once
+    more. A thread rather than an asyncio task: a save must not stall the event loop, and the
+    loop is uvicorn's, out of reach of :func:`serve`'s caller."""
+    if twin.state_path is None:
+        yield
+        return
+    stopped = threading.Event()
+
+    def save_periodically() -> None:
+        while not stopped.wait(SAVE_SECONDS):
+            try:
+                twin.save_state_if_changed()
+            except OSError as err:  # a full disk: keep serving, try again next time
+                print(f"warning: the twin's state was not saved: {err}", file=sys.stderr)
+
+    saver = threading.Thread(target=save_periodically, name="hubspot-twin-saver", daemon=True)
+    saver.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        saver.join(timeout=10)
+        twin.save_state_if_changed()
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -256,19 +321,21 @@ def _base_url(sock: socket.socket) -> str:
 
 @contextlib.contextmanager
 def serve(twin: HubSpotTwin, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Run the twin in a background thread; yields its base URL and stops it on exit."""
+    """Run the twin in a background thread; yields its base URL and stops it on exit (saving
+    its state, with a ``state_path``)."""
     sock = _bind(host, port)
     server = _server(twin)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="hubspot-twin", daemon=True
     )
-    thread.start()
-    try:
-        yield _base_url(sock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with _saving(twin):
+        thread.start()
+        try:
+            yield _base_url(sock)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            sock.close()
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -304,27 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = args.listen
     sock = _bind(host, port)
     print(f"listening on {_base_url(sock)}", flush=True)
-    stopped = threading.Event()
-    saver = threading.Thread(target=_save_periodically, args=(twin, stopped), daemon=True)
-    saver.start()
-    try:
+    with _saving(twin):
         _server(twin, _ProcessServer).run(sockets=[sock])  # until SIGINT or SIGTERM
-    finally:
-        stopped.set()
-        saver.join(timeout=SAVE_SECONDS * 2)
-        twin.save_state()
     return 0
-
-
-def _save_periodically(twin: HubSpotTwin, stopped: threading.Event) -> None:
-    """Save every :data:`SAVE_SECONDS` when something changed: a killed twin loses at most
-    that much of its writes; a stopped one saves on its way out."""
-    saved = twin.state_version()
-    while not stopped.wait(SAVE_SECONDS):
-        version = twin.state_version()
-        if version != saved:
-            twin.save_state()
-            saved = version
 
 
 if __name__ == "__main__":

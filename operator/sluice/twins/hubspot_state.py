@@ -13,8 +13,9 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+from sluice.fastjson import decode_json, encode_json
 from sluice.twins.hubspot_properties import (
     DEFAULT_PROPERTIES,
     DEFAULT_RETURNED,
@@ -36,6 +37,8 @@ BATCH_LIMIT = 100
 #: Page size bounds of ``GET /crm/v3/objects/contacts``.
 LIST_DEFAULT_LIMIT = 10
 LIST_MAX_LIMIT = 100
+#: Written into every state file: a file of another format is refused rather than misread.
+STATE_FORMAT = 1
 
 _NOT_FOUND = (
     "Could not get some CONTACT objects, they may be deleted or not exist. "
@@ -64,11 +67,13 @@ class Contact:
 
     __slots__ = ("created_at", "id", "properties", "updated_at")
 
-    def __init__(self, id_: int, properties: dict[str, str], created_at: str) -> None:
+    def __init__(
+        self, id_: int, properties: dict[str, str], created_at: str, updated_at: str | None = None
+    ) -> None:
         self.id = id_
         self.properties = properties
         self.created_at = created_at
-        self.updated_at = created_at
+        self.updated_at = created_at if updated_at is None else updated_at
 
     def to_json(self, names: Sequence[str] | None = None, *, copy: bool = True) -> dict[str, Any]:
         """The contact as HubSpot returns it; ``names`` None returns every set property, a
@@ -136,12 +141,39 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class SavedState(NamedTuple):
+    """A state file's content, checked as far as :meth:`ContactStore.load_state` needs."""
+
+    next_id: int
+    custom_properties: list[PropertyDefinition]
+    contacts: list[Any]
+
+
+def decode_state(raw: bytes) -> SavedState:
+    """The state :meth:`ContactStore.encode_state` wrote; raises ``ValueError`` saying what is
+    wrong when ``raw`` is not one."""
+    state = decode_json(raw)
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a twin state of format {STATE_FORMAT}")
+    next_id, properties, contacts = (state.get(k) for k in ("nextId", "properties", "contacts"))
+    if type(next_id) is not int or not isinstance(properties, list):
+        raise ValueError("nextId or properties is missing")
+    if not isinstance(contacts, list):
+        raise ValueError("contacts is not a list")
+    try:
+        custom = [PropertyDefinition.from_json(p) for p in properties]
+    except (KeyError, TypeError, AttributeError, ValueError) as bad:
+        raise ValueError(f"a custom property is malformed ({bad!r})") from None
+    return SavedState(next_id, custom, contacts)
+
+
 class ContactStore:
     """The portal's contacts, their unique-value indexes and the property definitions."""
 
     def __init__(self, custom_properties: Iterable[PropertyDefinition] = ()) -> None:
         self.lock = threading.Lock()
-        self.definitions = index([*DEFAULT_PROPERTIES, *custom_properties])
+        self.custom_properties = index(custom_properties)
+        self.definitions = index([*DEFAULT_PROPERTIES, *self.custom_properties.values()])
         self._writable: dict[str, tuple[PropertyDefinition, Normalizer]] = {}
         self.unique_names: tuple[str, ...] = tuple(
             p.name for p in self.definitions.values() if p.unique
@@ -149,9 +181,12 @@ class ContactStore:
         for prop in self.definitions.values():
             if not prop.read_only:
                 self._writable[prop.name] = (prop, normalizer_for(prop))
+        #: Goes up with every change to the contacts: what tells a save is due.
+        self.revision = 0
         self.clear()
 
     def clear(self) -> None:
+        self.revision += 1
         self.contacts: dict[int, Contact] = {}
         self.ids: list[int] = []
         self.unique: dict[str, dict[str, int]] = {name: {} for name in self.unique_names}
@@ -161,27 +196,46 @@ class ContactStore:
 
     # -- persistence --------------------------------------------------------------------------
 
-    def to_state(self) -> dict[str, Any]:
-        """The contacts and the id counter as JSON (the caller holds the lock)."""
-        contacts = [self.contacts[i] for i in self.ids if i in self.contacts]
-        return {
-            "nextId": self.next_id,
-            "contacts": [[c.id, c.properties, c.created_at, c.updated_at] for c in contacts],
-        }
+    def encode_state(self) -> bytes:
+        """The custom properties, the contacts and the id counter as JSON (the caller holds the
+        lock: the property dicts are the live ones)."""
+        contacts = (self.contacts[i] for i in self.ids)
+        rows = [(c.id, c.properties, c.created_at, c.updated_at) for c in contacts]
+        return encode_json(
+            {
+                "format": STATE_FORMAT,
+                "nextId": self.next_id,
+                "properties": [p.to_json() for p in self.custom_properties.values()],
+                "contacts": rows,
+            }
+        )
 
-    def load_state(self, state: Mapping[str, Any]) -> None:
-        """Replace the contacts with those of :meth:`to_state`'s JSON."""
+    def load_state(self, saved: SavedState) -> None:
+        """Replace the contacts with the saved ones; raises ``ValueError`` on a malformed one
+        (the store is then to be discarded). The definitions are the caller's to merge."""
         self.clear()
-        for contact_id, properties, created_at, updated_at in state["contacts"]:
-            contact = Contact(int(contact_id), dict(properties), str(created_at))
-            contact.updated_at = str(updated_at)
-            self.contacts[contact.id] = contact
-            self.ids.append(contact.id)
-            for name in self.unique_names:
+        contacts = self.contacts
+        ids = self.ids
+        unique = [(name, self.unique[name]) for name in self.unique_names]
+        for row in saved.contacts:
+            try:
+                contact_id, properties, created_at, updated_at = row
+            except (TypeError, ValueError):
+                message = f"contact {row!r:.80} is not [id, properties, created, updated]"
+                raise ValueError(message) from None
+            if type(contact_id) is not int or not isinstance(properties, dict):
+                raise ValueError(f"contact {contact_id!r:.40} has no numeric id or no properties")
+            if contact_id in contacts:
+                raise ValueError(f"contact {contact_id} is saved twice")
+            contacts[contact_id] = Contact(contact_id, properties, str(created_at), str(updated_at))
+            ids.append(contact_id)
+            for name, table in unique:
                 value = properties.get(name)
                 if value is not None:
-                    self.unique[name][value] = contact.id
-        self.next_id = max(int(state["nextId"]), max(self.ids, default=0) + 1)
+                    table[value] = contact_id
+        ids.sort()
+        # Never below a saved id, whatever nextId says: new ids must not collide.
+        self.next_id = max(saved.next_id, ids[-1] + 1 if ids else 0)
 
     # -- values -----------------------------------------------------------------------------
 
@@ -332,6 +386,7 @@ class ContactStore:
             results.append(result)
         self.next_id = next_id
         self.creates += len(accepted)
+        self.revision += 1
         errors = [f.for_input(str(inputs[p].get("objectWriteTraceId", ""))) for p, f in failures]
         return (207 if errors else 201), self._batch(results, errors, stamp)
 
@@ -405,6 +460,7 @@ class ContactStore:
                 result["objectWriteTraceId"] = str(trace)
             results.append(result)
         self.updates += len(accepted)
+        self.revision += 1
         errors = [f.for_input(str(inputs[p].get("objectWriteTraceId", ""))) for p, f in failures]
         return (207 if errors else 200), self._batch(results, errors, stamp)
 
