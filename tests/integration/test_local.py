@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -73,6 +74,18 @@ def pipeline_runs(arguments: list[str]) -> list[dict[str, object]]:
     try:
         runs, _ = store.runs(store.pipeline_ids()[NAMESPACE, PIPELINE])
         return runs
+    finally:
+        store.close()
+
+
+def pipeline_body(arguments: list[str]) -> dict[str, object]:
+    """The pipeline as ``GET /v1/pipelines/{id}`` serves it."""
+    store = Store(arguments[arguments.index("--store") + 1])
+    try:
+        found = store.pipeline(store.pipeline_ids()[NAMESPACE, PIPELINE])
+        assert found is not None
+        body: dict[str, object] = json.loads(found[1])
+        return body
     finally:
         store.close()
 
@@ -154,12 +167,14 @@ def test_ctrl_c_during_a_run_leaves_no_partial_state(
     local = Local([str(manifests), "--once", *arguments])
     try:
         eventually(lambda: target.twin.contact_count() >= 100, "100 contacts", timeout=60)
+        assert pipeline_body(arguments)["running"] is True
         local.process.send_signal(signal.SIGINT)
         assert local.wait(timeout=60) == 1, local.output
     finally:
         if local.process.poll() is None:
             local.process.kill()
             local.wait()
+    assert pipeline_body(arguments)["running"] is False
     written = target.twin.contact_count()
     assert written < 10_000
     (run,) = pipeline_runs(arguments)
