@@ -9,19 +9,23 @@ import signal
 import socket
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from sluice.demo.profiles import demo_profiles, load_demo_profiles
 from sluice.local.mode import LocalMode
 from sluice.store import Store
-from tests.integration.conftest import Target
+from tests.integration.conftest import TOKEN, Target
 from tests.integration.test_export import people
 from tests.integration.test_export_faults import SLUICE, write_manifests
 from tests.operator_process import eventually
+from tests.support import EXAMPLES
 
 API_KEY = "api_marketing_dashboard_change_me"  # the examples' Workspace key
 NAMESPACE, PIPELINE = "marketing", "export-customers"
@@ -110,6 +114,65 @@ def test_once_runs_each_pipeline_and_records_the_run(
     assert second.said("100 unchanged") and not second.said("created,")
     assert target.twin.contact_count() == 100
     assert [r["outcome"] for r in pipeline_runs(arguments)] == ["Succeeded", "Succeeded"]
+
+
+def demo_manifests(target: Target, folder: Path) -> Path:
+    """``examples/demo/`` pointed at this warehouse and twin, nothing else changed."""
+    documents = []
+    for file in sorted((EXAMPLES / "demo").glob("*.yaml")):
+        documents.extend(yaml.safe_load_all(file.read_text()))
+    for document in documents:
+        if document["kind"] == "Workspace":
+            warehouse = document["spec"]["warehouse"]
+            warehouse["type"] = target.kind
+            if target.kind == "DuckDB":
+                warehouse["path"] = target.location
+            else:
+                del warehouse["path"]
+                warehouse["dsnSecretRef"] = {"name": "warehouse", "key": "dsn"}
+                documents.append(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": {"name": "warehouse", "namespace": "demo"},
+                        "stringData": {"dsn": target.location},
+                    }
+                )
+        elif document["kind"] == "Connection":
+            document["spec"]["settings"] = {"baseUrl": target.base_url}
+        elif document["kind"] == "Secret" and document["metadata"]["name"] == "hubspot-credentials":
+            document["stringData"]["accessToken"] = TOKEN
+    path = folder / "demo.yaml"
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def test_once_on_the_demo_manifests_and_profiles(target: Target, tmp_path: Path) -> None:
+    warehouse = target.open()
+    try:
+        load_demo_profiles(warehouse, 3000)
+    finally:
+        warehouse.close()
+    in_us = [p for _, p in demo_profiles(3000) if p["address"]["country"] == "US"]
+    emails = Counter(p["email"] for p in in_us if "email" in p)
+    unique = sorted(email for email, times in emails.items() if times == 1)
+    shared = sum(times for times in emails.values() if times > 1)
+    assert shared > 0  # the demo's duplicates are among the US profiles
+    manifests = demo_manifests(target, tmp_path)
+    arguments = ["--store", f"sqlite:///{tmp_path / 'store.db'}", "--state", str(tmp_path / "s")]
+
+    local = Local([str(manifests), "--once", *arguments])
+
+    assert local.wait() == 2, local.output  # partially failed: the shared emails
+    expected = (
+        "demo/export-customers: PartiallyFailed in",
+        f"{len(in_us):,} selected",
+        f"{len(in_us) - sum(emails.values()):,} withoutMatchingValue",
+        f"{shared:,} duplicated",
+        f"{len(unique):,} created",
+    )
+    assert all(local.said(fragment) for fragment in expected), local.output
+    assert sorted(target.contacts()) == unique
 
 
 def free_port() -> int:
