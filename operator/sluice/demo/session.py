@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(create_demo_warehouse(str(WAREHOUSE), args.profiles))
     with _demo_application():
         command = [sys.executable, "-m", "sluice", "local", MANIFESTS, "--store", STORE]
-        command += ["--state", str(STATE / "runs")]
+        command += ["--state", str(STATE)]
         _step(f"sluice local {MANIFESTS} --once")
         code = _foreground([*command, "--once"])
         if code == PARTIALLY_FAILED:
