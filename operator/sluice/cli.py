@@ -234,7 +234,7 @@ def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
             run_local(
                 args.paths,
                 args.store,
-                listen=None if args.once and args.listen is None else args.listen or LOCAL_LISTEN,
+                listen=args.listen or (None if args.once else LOCAL_LISTEN),
                 once=args.once,
                 state=Path(args.state),
                 admin_keys=admin_api_keys(),

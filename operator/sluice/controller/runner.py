@@ -13,6 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice import __version__
+from sluice.model.connection import Connection
+from sluice.model.workspace import Workspace
+
+#: Secrets' values by (namespace, name), then by key.
+SecretValues = Mapping[tuple[str, str], Mapping[str, str]]
 
 # What a runner pod finds, wherever it runs. The config and the credentials are sibling mounts:
 # a volume mounted inside another volume's mount point depends on mount order.
@@ -27,6 +32,26 @@ EXPORT_CONTAINER = "export"
 EXPORT_COMMAND = ("sluice", "export", "--config", CONFIG_PATH)
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+
+def runner_secrets(
+    workspace: Workspace, connection: Connection, secrets: SecretValues
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What a runner is given from the Secrets' values: its environment (the warehouse DSN in
+    :data:`WAREHOUSE_DSN_ENV`) and its credentials folder's files (the Connection's Secret, one
+    per key). A value the Secrets do not hold is left out."""
+    environment: dict[str, str] = {}
+    reference = workspace.warehouse.dsn_secret
+    if reference is not None:
+        dsn = secrets.get((workspace.namespace, reference.name), {}).get(reference.key)
+        if dsn is not None:
+            environment[WAREHOUSE_DSN_ENV] = dsn
+    credentials: dict[str, str] = {}
+    if connection.credentials_secret is not None:
+        credentials = dict(secrets.get((connection.namespace, connection.credentials_secret), {}))
+    return environment, credentials
+
+
 _RESOURCE_SECTIONS = frozenset({"requests", "limits"})
 
 

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from sluice.apps.connector import ConnectorError
 from sluice.apps.registry import connector_factory
 from sluice.controller.builders import export_config
+from sluice.controller.runner import SecretValues, runner_secrets
 from sluice.controller.summary import RunSummary, encode_summary, timestamp_text
 from sluice.engine.config import ExportConfig, parse_config
 from sluice.engine.run import ExportRun
@@ -44,21 +45,12 @@ def config_from_resources(
     pipeline: Pipeline,
     workspace: Workspace,
     connection: Connection,
-    secrets: Mapping[tuple[str, str], Mapping[str, str]],
+    secrets: SecretValues,
 ) -> ExportConfig:
     """The config the operator would write for these resources, with the Secrets' values
     taken from the manifests instead of the pod's environment and files."""
     document = export_config(pipeline, workspace, connection)
-    environ: dict[str, str] = {}
-    dsn_ref = workspace.warehouse.dsn_secret
-    dsn_env = document["workspace"]["warehouse"]["dsnEnv"]
-    if dsn_ref is not None and dsn_env:
-        value = secrets.get((workspace.namespace, dsn_ref.name), {}).get(dsn_ref.key)
-        if value is not None:
-            environ[dsn_env] = value
-    credentials: dict[str, str] = {}
-    if connection.credentials_secret is not None:
-        credentials = dict(secrets.get((connection.namespace, connection.credentials_secret), {}))
+    environ, credentials = runner_secrets(workspace, connection, secrets)
     return parse_config(document, environ=environ, credentials=credentials)
 
 

@@ -319,21 +319,26 @@ class ExportRun:
             without: list[str] = []
             if missing:
                 statement = selection.without_matching_value(SAMPLE_LIMIT)
-                rows = warehouse.execute(statement.sql, statement.params)
-                without = [row[0] for row in rows]
-            every_candidate = (
-                self.full
-                or not warehouse.execute(acknowledged_any(warehouse.dialect), [config.pipeline_id])[
-                    0
-                ][0]
+                without = [row[0] for row in warehouse.execute(statement.sql, statement.params)]
+            ((acknowledged,),) = warehouse.execute(
+                acknowledged_any(warehouse.dialect), [config.pipeline_id]
             )
-            shared = share(every_candidate=True) if every_candidate else None
+            if acknowledged and not self.full:
+                return selected, missing, without, None
+            # Every selected profile is a candidate: the selection's own shared values are the
+            # duplicates, found here while the reading connection stages.
+            statement = selection.shared_matching_values(every_candidate=True)
+            shared = [row[0] for row in warehouse.execute(statement.sql, statement.params)]
             return selected, missing, without, shared
 
-        def share(every_candidate: bool) -> list[str]:
-            statement = selection.shared_matching_values(every_candidate=every_candidate)
-            run = warehouse.execute if every_candidate else warehouse.prepare
-            return [row[0] for row in run(statement.sql, statement.params)]
+        def share_among_candidates() -> list[str]:
+            statement = selection.shared_matching_values(every_candidate=False)
+            shared = [row[0] for row in warehouse.prepare(statement.sql, statement.params)]
+            if shared:
+                # The unchanged profiles holding a shared value are reported too.
+                statement = selection.stage_sharing(config.pipeline_id, config.fingerprint, shared)
+                warehouse.prepare(statement.sql, statement.params)
+            return shared
 
         changed, (selected, missing, without, shared) = await asyncio.gather(
             asyncio.to_thread(stage), asyncio.to_thread(count)
@@ -343,11 +348,7 @@ class ExportRun:
         message = f'the matching property "{self.config.matching_in}" has no value'
         self._unmatchable = [ErrorSample(pid, None, "Receive", message) for pid in without]
         if shared is None and changed:  # duplicates arise only from new or changed profiles
-            shared = await asyncio.to_thread(share, every_candidate=False)
-            if shared:
-                # The unchanged profiles holding a shared value are reported too.
-                statement = selection.stage_sharing(config.pipeline_id, config.fingerprint, shared)
-                await asyncio.to_thread(warehouse.prepare, statement.sql, statement.params)
+            shared = await asyncio.to_thread(share_among_candidates)
         return shared or [], changed
 
     # -- reading ---------------------------------------------------------------------------

@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import TextIO
 
 from sluice.apps.catalog import CONNECTORS
+from sluice.controller.runner import SecretValues
 from sluice.controller.schedule import next_run
 from sluice.controller.summary import RunSummary
-from sluice.local.runs import LocalRun, PipelineSetup, Secrets, prepare_run
+from sluice.local.runs import LocalRun, PipelineSetup, prepare_run
 from sluice.manifests import manifest_files, read_manifests
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
@@ -64,7 +65,7 @@ class LocalMode:
     finished: list[tuple[PipelineSetup, RunSummary]] = field(default_factory=list)
     #: Whether the last apply reported an invalid resource or unreadable manifests.
     invalid: bool = False
-    _secrets: Secrets = field(default_factory=dict)
+    _secrets: SecretValues = field(default_factory=dict)
     _valid: dict[_Key, Workspace | Connection | Pipeline] = field(default_factory=dict)
     _snapshot: _Snapshot | None = None
     _schedules: dict[int, _Scheduled] = field(default_factory=dict)
@@ -159,12 +160,12 @@ class LocalMode:
 
     # -- the loop --------------------------------------------------------------------------
 
-    async def watch(self, stop: asyncio.Event, clock: Callable[[], datetime]) -> None:
+    async def watch(self, stop: asyncio.Event) -> None:
         """Apply and schedule until ``stop`` is set, then stop the runs cleanly."""
         try:
             while not stop.is_set():
                 self.refresh()
-                self.schedule(clock())
+                self.schedule(datetime.now(UTC))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), POLL_SECONDS)
         finally:
@@ -176,11 +177,10 @@ class LocalMode:
         for pipeline_id, setup in self.setups.items():
             if setup.pipeline.enabled:
                 self.start(pipeline_id)
-        tasks = [task for _, task in self._runs.values()]
-        stopping = asyncio.create_task(stop.wait())
-        while not stopping.done() and any(not task.done() for task in tasks):
-            await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
+        ending = [asyncio.create_task(self.finish_runs()), asyncio.create_task(stop.wait())]
+        await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+        for task in ending:
+            task.cancel()
         await self.stop_runs()
         return self.finished
 
@@ -188,10 +188,10 @@ class LocalMode:
         """Whether an export is running."""
         return bool(self._runs)
 
-    async def finish_runs(self) -> None:
-        """Wait for the running exports to end."""
+    async def finish_runs(self, timeout: float | None = None) -> None:
+        """Wait for the running exports to end (at most ``timeout`` seconds)."""
         if self._runs:
-            await asyncio.wait([task for _, task in self._runs.values()])
+            await asyncio.wait([task for _, task in self._runs.values()], timeout=timeout)
 
     async def stop_runs(self) -> None:
         """Ask every running export to stop, and wait for their summaries."""
@@ -200,7 +200,7 @@ class LocalMode:
         for run, _ in self._runs.values():
             run.stop()
         self.say(f"stopping {len(self._runs)} running export(s): waiting for their last writes")
-        await asyncio.wait([task for _, task in self._runs.values()], timeout=STOP_SECONDS)
+        await self.finish_runs(STOP_SECONDS)
 
 
 def once_exit_code(finished: list[tuple[PipelineSetup, RunSummary]], invalid: bool) -> int:
@@ -248,10 +248,6 @@ def _snapshot(paths: list[str]) -> _Snapshot:
     return snapshot
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 async def run_local(
     paths: list[str],
     store_url: str,
@@ -262,8 +258,8 @@ async def run_local(
     admin_keys: list[str],
     out: TextIO = sys.stdout,
 ) -> int:
-    """``sluice local``: until SIGINT or SIGTERM, or with ``once`` until every enabled pipeline
-    ran once. Exit code 0 when everything applied and every run succeeded."""
+    """``sluice local``: until SIGINT or SIGTERM (exit code 0), or with ``once`` until every
+    enabled pipeline ran once (exit code as :func:`once_exit_code` says)."""
     from sluice.api.server import embedded_server  # noqa: PLC0415 - uvicorn only when serving
 
     def say(line: str) -> None:
@@ -284,7 +280,7 @@ async def run_local(
             if not finished:
                 say("no enabled pipeline to run")
             return once_exit_code(finished, mode.invalid)
-        await mode.watch(stop, utc_now)
+        await mode.watch(stop)
         return 0
     finally:
         for number in (signal.SIGINT, signal.SIGTERM):

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.controller.builders import config_text, export_config
-from sluice.controller.runner import CONFIG_FILE, EXPORT_COMMAND, WAREHOUSE_DSN_ENV
+from sluice.controller.runner import CONFIG_FILE, EXPORT_COMMAND, SecretValues, runner_secrets
 from sluice.controller.summary import RunSummary, parse_summary
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
@@ -31,8 +31,6 @@ from sluice.model.workspace import Workspace
 TERMINATION_LOG_FILE = "termination-log"
 CREDENTIALS_FOLDER = "credentials"
 _SUMMARY_LOG_LINES = 5
-
-Secrets = Mapping[tuple[str, str], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -45,30 +43,23 @@ class PipelineSetup:
 
 
 def prepare_run(
-    setup: PipelineSetup, secrets: Secrets, folder: Path
+    setup: PipelineSetup, secrets: SecretValues, folder: Path
 ) -> tuple[list[str], dict[str, str]]:
     """Write the run's config and credentials under ``folder``; return the command to run and
     the environment variables to add."""
-    pipeline, workspace, connection = setup.pipeline, setup.workspace, setup.connection
     folder.mkdir(parents=True, exist_ok=True)
-    config = export_config(pipeline, workspace, connection)
-    credentials = folder / CREDENTIALS_FOLDER
-    if connection.credentials_secret is not None:
-        credentials.mkdir(mode=0o700, exist_ok=True)
-        for old in credentials.iterdir():
+    config = export_config(setup.pipeline, setup.workspace, setup.connection)
+    environment, credentials = runner_secrets(setup.workspace, setup.connection, secrets)
+    if setup.connection.credentials_secret is not None:
+        mounted = folder / CREDENTIALS_FOLDER
+        mounted.mkdir(mode=0o700, exist_ok=True)
+        for old in mounted.iterdir():
             old.unlink()
-        values = secrets.get((connection.namespace, connection.credentials_secret), {})
-        for key, value in values.items():
-            _write_private(credentials / key, value)
-        config["connection"]["credentialsDir"] = str(credentials)
+        for key, value in credentials.items():
+            _write_private(mounted / key, value)
+        config["connection"]["credentialsDir"] = str(mounted)
     config_path = folder / CONFIG_FILE
     _write_private(config_path, config_text(config))
-    environment: dict[str, str] = {}
-    reference = workspace.warehouse.dsn_secret
-    if reference is not None:
-        dsn = secrets.get((workspace.namespace, reference.name), {}).get(reference.key)
-        if dsn is not None:
-            environment[WAREHOUSE_DSN_ENV] = dsn
     # The CronJob's command, with this interpreter for ``sluice`` and the config's local path.
     command = [sys.executable, "-m", "sluice", *EXPORT_COMMAND[1:-1], str(config_path)]
     command += ["--termination-log", str(folder / TERMINATION_LOG_FILE)]

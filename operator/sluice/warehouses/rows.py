@@ -67,23 +67,17 @@ class ProfileBuilder:
     """Builds the nested profile of a row's leading columns, one per input path."""
 
     def __init__(self, in_schema: Type, paths: Sequence[str], dialect: Dialect) -> None:
-        columns = [
-            (
-                index,
-                tuple(path.split(".")[:-1]),
-                path.rsplit(".", 1)[-1],
-                converter(property_by_path(in_schema, path).type, dialect),
-            )
-            for index, path in enumerate(paths)
-        ]
         # Top-level columns kept as they come are copied by one comprehension, the rest one by
         # one: most columns of most schemas are the former.
-        self._plain = [
-            (index, leaf)
-            for index, parents, leaf, convert in columns
-            if not parents and convert is None
-        ]
-        self._others = [column for column in columns if column[1] or column[3] is not None]
+        self._plain: list[tuple[int, str]] = []
+        self._others: list[tuple[int, tuple[str, ...], str, Convert | None]] = []
+        for index, path in enumerate(paths):
+            *parents, leaf = path.split(".")
+            convert = converter(property_by_path(in_schema, path).type, dialect)
+            if parents or convert is not None:
+                self._others.append((index, tuple(parents), leaf, convert))
+            else:
+                self._plain.append((index, leaf))
 
     def profile(self, row: Sequence[Any]) -> dict[str, Any]:
         profile = {leaf: row[index] for index, leaf in self._plain if row[index] is not None}
