@@ -22,7 +22,7 @@ from sluice.demo.profiles import demo_profiles, load_demo_profiles
 from sluice.local.mode import LocalMode
 from sluice.store import Store
 from tests.integration.conftest import TOKEN, Target
-from tests.integration.test_export import people
+from tests.integration.test_export import WRITES, people, requests_to
 from tests.integration.test_export_faults import SLUICE, write_manifests
 from tests.operator_process import eventually
 from tests.support import EXAMPLES
@@ -109,11 +109,15 @@ def test_once_runs_each_pipeline_and_records_the_run(
     (run,) = pipeline_runs(arguments)
     assert run["outcome"] == "Succeeded" and run["counts"]["created"] == 100  # type: ignore[index]
 
+    writes = requests_to(target, WRITES)
     second = Local([str(manifests), "--once", *arguments])
     assert second.wait() == 0, second.output
-    assert second.said("100 unchanged") and not second.said("created,")
+    assert second.said("100 unchanged")
+    assert requests_to(target, WRITES) == writes  # nothing sent
     assert target.twin.contact_count() == 100
-    assert [r["outcome"] for r in pipeline_runs(arguments)] == ["Succeeded", "Succeeded"]
+    latest, earlier = pipeline_runs(arguments)
+    assert latest["outcome"] == earlier["outcome"] == "Succeeded"
+    assert latest["counts"]["created"] == 0  # type: ignore[index]
 
 
 def demo_manifests(target: Target, folder: Path) -> Path:
