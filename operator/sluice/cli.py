@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from sluice.preview import PreviewError, json_default, preview
 
 DEFAULT_STORE = "sqlite:///sluice.db"
 LOCAL_LISTEN = "127.0.0.1:8080"
+#: An RFC 1123 label, as Kubernetes requires of a namespace's name.
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 
 # _heavy_imports_note: the API (FastAPI), the store (SQLAlchemy), the operator (kopf) and the
 # CRD renderer are imported by the commands that use them. Every export pod starts this
@@ -217,12 +220,20 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
                 runner=runner,
                 liveness=args.liveness,
                 lease_namespace=args.lease_namespace if args.leader_elect else None,
+                namespaces=args.watch_namespace,
             )
         )
     except ValueError as err:  # a malformed setting
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def namespace_name(text: str) -> str:
+    """A namespace name as Kubernetes accepts it (kopf would take other text for a pattern)."""
+    if NAMESPACE_NAME.fullmatch(text) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a namespace name")
+    return text
 
 
 def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
@@ -425,11 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     operator_command = commands.add_parser(
         "operator",
         help="run the Kubernetes operator (and the read-only API)",
-        description="Watch Workspaces, Connections and ExportPipelines in every namespace, "
-        "reconcile them into the store and into one CronJob per pipeline, and report in their "
-        "status. Kubeconfig: in-cluster, then $KUBECONFIG or ~/.kube/config. Runner pods: "
-        "$SLUICE_RUNNER_IMAGE, $SLUICE_RUNNER_PULL_POLICY, $SLUICE_RUNNER_RESOURCES, "
-        "$SLUICE_RUNNER_SERVICE_ACCOUNT.",
+        description="Watch Workspaces, Connections and ExportPipelines in every namespace (or "
+        "those given with --watch-namespace), reconcile them into the store and into one CronJob "
+        "per pipeline, and report in their status. Kubeconfig: in-cluster, then $KUBECONFIG or "
+        "~/.kube/config. Runner pods: $SLUICE_RUNNER_IMAGE, $SLUICE_RUNNER_PULL_POLICY, "
+        "$SLUICE_RUNNER_RESOURCES, $SLUICE_RUNNER_SERVICE_ACCOUNT.",
     )
     add_store_option(operator_command)
     api_choice = operator_command.add_mutually_exclusive_group()
@@ -450,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("POD_NAMESPACE", "default"),
         metavar="NAMESPACE",
         help="where the Lease sluice-operator lives (default: $POD_NAMESPACE or default)",
+    )
+    operator_command.add_argument(
+        "--watch-namespace",
+        action="append",
+        default=[],
+        type=namespace_name,
+        metavar="NS",
+        help="watch only this namespace (repeatable; default: every namespace)",
     )
     operator_command.set_defaults(run=cmd_operator)
 

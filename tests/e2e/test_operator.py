@@ -3,6 +3,7 @@ stand in for it by finishing the pods of Jobs themselves)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from sluice.apps.catalog import CONNECTORS
 from sluice.controller import builders
@@ -507,4 +509,121 @@ def test_two_replicas_elect_one_writer_and_the_other_takes_over(
         for replica in replicas:
             replica.stop()
         kubectl("delete", "namespace", "e2e-replicas", "--wait=false", check=False)
+        operator.start()
+
+
+def test_an_operator_watching_one_namespace_leaves_the_others_without_status(
+    cluster: Cluster, operator: OperatorProcess, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # The module's operator watches every namespace: stopped here, restarted at the end.
+    operator.stop()
+    folders = {name: tmp_path / name for name in ("a", "b", "operator")}
+    for folder in folders.values():
+        folder.mkdir()
+    namespaces = {name: f"e2e-watch-namespace-{name}" for name in ("a", "b")}
+    watching = OperatorProcess(
+        cluster, folders["operator"], "--watch-namespace", namespaces["a"], name="watching-a"
+    )
+    try:
+        ExampleNamespace(kubectl, folders["b"], namespaces["b"])
+        watched = ExampleNamespace(kubectl, folders["a"], namespaces["a"])
+        watching.start()
+        wait_ready(watched)
+        time.sleep(2)  # a pass that would have reached the other namespace has ended
+        listed = kubectl(
+            "get", "exportpipelines,workspaces,connections", "-n", namespaces["b"], "-o", "json"
+        )
+        objects = json.loads(listed.stdout)["items"]
+        assert {o["kind"] for o in objects} == {"ExportPipeline", "Workspace", "Connection"}
+        assert [o["metadata"]["name"] for o in objects if "status" in o] == []
+        assert kubectl("get", "cronjobs", "-n", namespaces["b"], "-o", "name").stdout == ""
+    finally:
+        watching.stop()
+        for namespace in namespaces.values():
+            kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        operator.start()
+
+
+#: What docs/operator.md says a namespaced operator needs, as a Role in each watched namespace.
+NAMESPACED_RULES = [
+    {
+        "apiGroups": ["sluice.dev"],
+        "resources": ["workspaces", "connections", "exportpipelines"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["sluice.dev"],
+        "resources": ["workspaces/status", "connections/status", "exportpipelines/status"],
+        "verbs": ["patch"],
+    },
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["list", "watch", "create"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    },
+]
+
+
+def test_a_namespaced_operator_needs_only_a_role_in_its_namespace(
+    cluster: Cluster, operator: OperatorProcess, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # The module's operator runs as an admin: stopped here, restarted at the end.
+    operator.stop()
+    namespace = "e2e-namespaced-role"
+    (tmp_path / "manifests").mkdir()
+    workspace = ExampleNamespace(kubectl, tmp_path / "manifests", namespace)
+    kubectl("create", "serviceaccount", "sluice", "-n", namespace)
+    rbac = "rbac.authorization.k8s.io"
+    metadata = {"name": "sluice-operator", "namespace": namespace}
+    role = {"apiVersion": f"{rbac}/v1", "kind": "Role", "metadata": metadata}
+    binding = {
+        "apiVersion": f"{rbac}/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata,
+        "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "sluice-operator"},
+        "subjects": [{"kind": "ServiceAccount", "name": "sluice", "namespace": namespace}],
+    }
+    manifests = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [role | {"rules": NAMESPACED_RULES}, binding],
+    }
+    kubectl("apply", "-f", "-", input_text=json.dumps(manifests))
+    token = kubectl("create", "token", "sluice", "-n", namespace).stdout.strip()
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    kubeconfig["users"][0]["user"] = {"token": token}
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(kubeconfig))
+    as_service_account = dataclasses.replace(cluster, kubeconfig=tmp_path / "kubeconfig")
+    namespaced = OperatorProcess(
+        as_service_account,
+        tmp_path,
+        *("--watch-namespace", namespace, "--leader-elect", "--lease-namespace", namespace),
+        name="namespaced",
+    )
+    try:
+        namespaced.start()
+        wait_ready(workspace)
+        assert kubectl("get", "cronjobs", "-n", namespace, "-o", "name").stdout != ""
+        holder = kubectl(
+            "get",
+            "lease",
+            "sluice-operator",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ).stdout
+        assert holder != ""
+        log = namespaced.log.read_text()
+        assert "reconcile pass failed" not in log
+        assert "could not post event" not in log
+    finally:
+        namespaced.stop()
+        kubectl("delete", "namespace", namespace, "--wait=false", check=False)
         operator.start()

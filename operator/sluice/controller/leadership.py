@@ -15,17 +15,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from lightkube import ApiError, AsyncClient
-from lightkube.models.coordination_v1 import LeaseSpec
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.coordination_v1 import Lease
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from sluice.controller.kube import Kube
 
 log = logging.getLogger("sluice.operator")
 
 LEASE_NAME = "sluice-operator"
 LEASE_SECONDS = 15
 RENEW_SECONDS = 5.0
+LEASE_API = "coordination.k8s.io/v1"
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,12 @@ class Leadership:
 
     def __init__(
         self,
-        client: AsyncClient,
+        kube: Kube,
         namespace: str,
         identity: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._client = client
+        self._kube = kube
         self._namespace = namespace
         self.identity = identity
         self._clock = clock
@@ -65,8 +67,8 @@ class Leadership:
             while not stop.is_set():
                 try:
                     held = await self._try_to_hold()
-                except ApiError as error:
-                    log.warning("lease %s: %s", LEASE_NAME, error.status.message)
+                except (ApiException, HTTPError) as error:  # HTTPError: the server unreachable
+                    log.warning("lease %s: %s", LEASE_NAME, _reason(error))
                     held = False
                 if held != self.leading.is_set():
                     log.info("%s the lease %s", "holding" if held else "lost", LEASE_NAME)
@@ -76,49 +78,74 @@ class Leadership:
         finally:
             if self.leading.is_set():
                 self.leading.clear()
-                with contextlib.suppress(ApiError, OSError):
+                with contextlib.suppress(ApiException, HTTPError):
                     await self._release()
 
     async def _try_to_hold(self) -> bool:
         now = self._clock()
-        try:
-            lease = await self._client.get(Lease, LEASE_NAME, namespace=self._namespace)
-        except ApiError as error:
-            if error.status.code != 404:
+        lease = await self._read()
+        if lease is None:
+            try:
+                await self._kube.create(self._lease(now, acquired=now))
+            except ApiException as error:
+                if error.status == 409:  # another replica created it first
+                    return False
                 raise
-            await self._client.create(self._lease(now, acquired=now))
             return True
-        spec = lease.spec or LeaseSpec()
-        state = LeaseState(spec.holderIdentity, spec.renewTime, spec.leaseDurationSeconds or 0)
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        state = LeaseState(
+            holder, _moment(spec.get("renewTime")), spec.get("leaseDurationSeconds") or 0
+        )
         if not may_take(state, self.identity, now):
             return False
-        acquired = spec.acquireTime if spec.holderIdentity == self.identity else now
+        acquired = _moment(spec.get("acquireTime")) if holder == self.identity else now
         renewed = self._lease(now, acquired=acquired)
-        assert lease.metadata is not None and renewed.metadata is not None
-        renewed.metadata.resourceVersion = lease.metadata.resourceVersion
+        renewed["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
         try:
-            await self._client.replace(renewed)
-        except ApiError as error:
-            if error.status.code == 409:  # another replica wrote first
+            await self._kube.replace(renewed)
+        except ApiException as error:
+            if error.status == 409:  # another replica wrote first
                 return False
             raise
         return True
 
     async def _release(self) -> None:
-        lease = await self._client.get(Lease, LEASE_NAME, namespace=self._namespace)
-        if lease.spec is None or lease.spec.holderIdentity != self.identity:
+        lease = await self._read()
+        spec = (lease or {}).get("spec") or {}
+        if lease is None or spec.get("holderIdentity") != self.identity:
             return
-        lease.spec.holderIdentity = None
-        lease.spec.renewTime = None
-        await self._client.replace(lease)
+        spec.pop("holderIdentity")
+        spec.pop("renewTime", None)
+        await self._kube.replace(lease)
 
-    def _lease(self, now: datetime, acquired: datetime | None) -> Lease:
-        return Lease(
-            metadata=ObjectMeta(name=LEASE_NAME, namespace=self._namespace),
-            spec=LeaseSpec(
-                holderIdentity=self.identity,
-                leaseDurationSeconds=LEASE_SECONDS,
-                acquireTime=acquired,
-                renewTime=now,
-            ),
-        )
+    async def _read(self) -> dict[str, Any] | None:
+        return await self._kube.read(LEASE_API, "Lease", self._namespace, LEASE_NAME)
+
+    def _lease(self, now: datetime, acquired: datetime | None) -> dict[str, Any]:
+        return {
+            "apiVersion": LEASE_API,
+            "kind": "Lease",
+            "metadata": {"name": LEASE_NAME, "namespace": self._namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": LEASE_SECONDS,
+                "acquireTime": _micro_time(acquired) if acquired is not None else None,
+                "renewTime": _micro_time(now),
+            },
+        }
+
+
+def _micro_time(moment: datetime) -> str:
+    """A Lease's MicroTime: RFC 3339 in UTC with microseconds."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _reason(error: ApiException | HTTPError) -> str:
+    if isinstance(error, ApiException):
+        return f"{error.status} {error.reason}"
+    return str(error)

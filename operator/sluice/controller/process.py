@@ -12,11 +12,12 @@ from collections.abc import Collection
 from typing import Any
 
 import kopf
+from kubernetes.client import Configuration
 
 from sluice.api.server import embedded_server
-from sluice.controller.kube import Kube
+from sluice.controller.kube import Kube, load_configuration
 from sluice.controller.leadership import Leadership
-from sluice.controller.operator import Operator
+from sluice.controller.operator import CONCURRENCY, Operator
 from sluice.controller.runner import RunnerSettings
 from sluice.model.resources import KINDS
 from sluice.model.specs import API_GROUP
@@ -28,14 +29,14 @@ log = logging.getLogger("sluice.operator")
 STOP_SECONDS = 10.0
 
 
-def registry(operator: Operator) -> kopf.OperatorRegistry:
+def registry(operator: Operator, configuration: Configuration) -> kopf.OperatorRegistry:
     """kopf's handlers: event handlers only (no finalizers, no annotations on user objects),
     each recording what it saw and waking the reconciler."""
     handlers = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=handlers)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(configuration)
 
     for kind in KINDS:
 
@@ -58,6 +59,30 @@ def registry(operator: Operator) -> kopf.OperatorRegistry:
     return handlers
 
 
+def connection_info(configuration: Configuration) -> kopf.ConnectionInfo:
+    """kopf's credentials, taken from the client's configuration: the operator loads them once.
+
+    Not ``kopf.login_via_client``: it would load them a second time, into the client's global
+    default configuration, which Sluice's requests do not use. The token is read through
+    ``get_api_key_with_prefix``, which runs the client's refresh hook: when kopf logs in again
+    after a 401, it gets the rotated service-account token the client itself now sends.
+    """
+    header = configuration.get_api_key_with_prefix("BearerToken")
+    scheme, token = header.split(" ", 1) if header and " " in header else (None, header)
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        proxy_url=configuration.proxy,
+    )
+
+
 def settings() -> kopf.OperatorSettings:
     configured = kopf.OperatorSettings()
     # Every replica watches; leader election (a Lease) decides which one writes.
@@ -75,11 +100,14 @@ async def run_operator(
     runner: RunnerSettings,
     liveness: str | None = None,
     lease_namespace: str | None = None,
+    namespaces: Collection[str] = (),
 ) -> None:
     """Run until SIGINT or SIGTERM. With ``lease_namespace``, replicas elect a leader through a
-    Lease there, and only the leader writes."""
+    Lease there, and only the leader writes. With ``namespaces``, only those are watched."""
     store = Store(store_url)
-    kube = Kube.from_environment()
+    configuration = load_configuration()
+    # A thread per object reconciled at once, and one for the Lease.
+    kube = Kube(configuration, threads=CONCURRENCY + 1, namespaces=namespaces or None)
     operator = Operator(store, kube, runner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -87,15 +115,16 @@ async def run_operator(
         loop.add_signal_handler(number, stop.set)
     tasks = []
     if lease_namespace is not None:
-        leadership = Leadership(kube.client, lease_namespace, replica_identity())
+        leadership = Leadership(kube, lease_namespace, replica_identity())
         operator.leading = leadership.leading  # before the reconciler first looks at it
         tasks.append(asyncio.create_task(leadership.run(stop), name="leadership"))
     tasks += [
         asyncio.create_task(
             kopf.operator(
-                registry=registry(operator),
+                registry=registry(operator, configuration),
                 settings=settings(),
-                clusterwide=True,
+                clusterwide=not namespaces,
+                namespaces=namespaces,
                 stop_flag=stop,
                 liveness_endpoint=liveness,
             ),
