@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck unit bench crds cluster cluster-down clean
+.PHONY: demo serve test lint typecheck unit bench crds image image-lock cluster cluster-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,8 @@ serve: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check operator tests benchmarks
-	$(BIN)/ruff format --check operator tests benchmarks
+	$(BIN)/ruff check operator tests benchmarks image
+	$(BIN)/ruff format --check operator tests benchmarks image
 
 typecheck: $(STAMP)
 	$(BIN)/mypy operator
@@ -45,6 +45,14 @@ bench: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/sluice crds --output crds/
 
+# Sluice's container image as an OCI archive, build/sluice-<version>.oci.tar (docs/image.md).
+image: $(STAMP)
+	@$(BIN)/python -m image.build
+
+# Re-pin the image's Debian packages and Python dependencies (image/*.lock).
+image-lock: $(STAMP)
+	@$(BIN)/python -m image.lock
+
 # A local control plane that outlives the command, for trying the operator by hand.
 cluster: $(STAMP)
 	$(BIN)/python -m tests.cluster up
@@ -54,3 +62,4 @@ cluster-down: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis .demo
+	rm -rf build

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from sluice import __version__
 from sluice.apps.catalog import CONNECTORS
 from sluice.controller.runner import RunnerSettings
 from sluice.manifests import Manifests, Problem, SluiceObject, read_manifests
@@ -337,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sluice", description="Reverse ETL for Kubernetes: export warehouse profiles to apps."
     )
+    parser.add_argument("--version", action="version", version=f"sluice {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     validate = commands.add_parser(

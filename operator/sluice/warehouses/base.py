@@ -90,8 +90,16 @@ def open_warehouse(kind: str, *, dsn: str | None = None, path: str | None = None
             raise WarehouseError("a PostgreSQL warehouse needs a DSN")
         return PostgresWarehouse(dsn)
     if kind == "DuckDB":
-        from sluice.warehouses.duckdb import DuckDBWarehouse  # noqa: PLC0415 - duckdb only when used
-
+        try:
+            from sluice.warehouses.duckdb import DuckDBWarehouse  # noqa: PLC0415 - when used
+        except ModuleNotFoundError as missing:
+            if missing.name != "duckdb":
+                raise
+            raise WarehouseError(
+                "DuckDB warehouses need the duckdb package, which this installation does not "
+                "have (Sluice's container image reads PostgreSQL warehouses; for DuckDB, install "
+                "sluice[duckdb])"
+            ) from None
         location = path or dsn
         if not location:
             raise WarehouseError("a DuckDB warehouse needs a path")
