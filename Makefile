@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 # run builds its binaries from source into SLUICE_CACHE (default ~/.cache/sluice), printing
 # its progress.
 unit: $(STAMP)
-	@bash scripts/ensure-postgres.sh
+	@bash scripts/ensure-packages.sh
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -53,8 +53,10 @@ image: $(STAMP)
 image-lock: $(STAMP)
 	@$(BIN)/python -m image.lock
 
-# A local control plane that outlives the command, for trying the operator by hand.
+# A local control plane that outlives the command, with a node running Sluice's image where
+# this machine allows (root, Debian's packages), for trying the operator and the chart by hand.
 cluster: $(STAMP)
+	@bash scripts/ensure-packages.sh
 	$(BIN)/python -m tests.cluster up
 
 cluster-down: $(STAMP)

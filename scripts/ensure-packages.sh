@@ -1,25 +1,19 @@
 #!/usr/bin/env bash
-# Make sure the PostgreSQL server binaries (initdb, pg_ctl, postgres) that the test suite's
-# throw-away servers need (tests/postgres.py) are on this machine.
+# Make sure the Debian packages the test suite's real components need are on this machine:
+# PostgreSQL's server (tests/postgres.py starts throw-away servers from it) and a node's
+# runtime (tests/node.py: containerd, runc, the CNI plugins, iptables, iproute2).
 #
-# - Already there (Debian's /usr/lib/postgresql/<version>/bin, or all three on PATH): says nothing.
-# - Missing, running as root with apt-get: installs Debian's `postgresql` package, timed.
-# - Missing otherwise: prints one line on how to install it and exits 0; the tests that need a
-#   server are then skipped with that reason (or fail, when CI is set: see tests/conftest.py).
+# - All installed already: says nothing.
+# - Some missing, running as root with apt-get: installs them, timed.
+# - Missing otherwise: prints one line on how to install them and exits 0; the tests that need
+#   them are then skipped with that reason (or fail, when CI is set: see tests/conftest.py and
+#   tests/e2e/conftest.py).
 #
 # Idempotent; safe to run before every test run. Exits non-zero only when an install was
 # attempted under CI and failed.
 set -euo pipefail
 
-have_server_binaries() {
-    local bindir
-    for bindir in /usr/lib/postgresql/*/bin; do
-        if [[ -x $bindir/initdb && -x $bindir/pg_ctl && -x $bindir/postgres ]]; then
-            return 0
-        fi
-    done
-    command -v initdb >/dev/null && command -v pg_ctl >/dev/null && command -v postgres >/dev/null
-}
+PACKAGES=(postgresql containerd runc containernetworking-plugins iptables iproute2)
 
 is_ci() {
     case "${CI:-}" in
@@ -28,57 +22,54 @@ is_ci() {
     esac
 }
 
-say() { echo "ensure-postgres: $*"; }
+say() { echo "ensure-packages: $*"; }
 
-if have_server_binaries; then
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+missing=()
+if command -v dpkg-query >/dev/null; then
+    for package in "${PACKAGES[@]}"; do
+        installed "$package" || missing+=("$package")
+    done
+fi
+if [[ ${#missing[@]} -eq 0 ]]; then
     exit 0
 fi
 
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
-    if command -v apt-get >/dev/null; then
-        say "PostgreSQL server not found; install it with 'sudo apt-get install postgresql'" \
-            "(tests that need it are skipped until then)."
-    else
-        say "PostgreSQL server not found (no initdb/pg_ctl/postgres); install PostgreSQL's" \
-            "server package (tests that need it are skipped until then)."
-    fi
+    say "missing Debian packages: ${missing[*]}; install them with" \
+        "'sudo apt-get install ${missing[*]}' (tests that need them are skipped until then)."
     exit 0
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-install_server() {
-    apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 postgresql
+install_missing() {
+    apt-get install -y --no-install-recommends -o Dpkg::Use-Pty=0 "${missing[@]}"
 }
 
-say "PostgreSQL server not found; installing Debian's postgresql package..."
+say "installing Debian's ${missing[*]}..."
 start=$(date +%s)
-# `apt-get update` only when the package lists don't know the package, or when installing from
+# `apt-get update` only when the package lists don't know a package, or when installing from
 # them fails (a stale list names package versions that the mirror no longer has).
-if apt-cache show postgresql >/dev/null 2>&1 && install_server; then
+if apt-cache show "${missing[@]}" >/dev/null 2>&1 && install_missing; then
     :
-elif apt-get update -qq && install_server; then
+elif apt-get update -qq && install_missing; then
     :
 else
-    say "installing PostgreSQL failed (see apt-get's output above)."
+    say "installing ${missing[*]} failed (see apt-get's output above)."
     if is_ci; then
         exit 1
     fi
-    say "tests that need PostgreSQL are skipped."
+    say "tests that need them are skipped."
     exit 0
 fi
-say "installed PostgreSQL in $(($(date +%s) - start)) s."
+say "installed ${missing[*]} in $(($(date +%s) - start)) s."
 
-if ! have_server_binaries; then
-    say "the postgresql package installed, but initdb/pg_ctl/postgres are still missing."
-    if is_ci; then
-        exit 1
-    fi
-    exit 0
-fi
-
-# Debian's package creates a default cluster and, where services may start, starts it on port
-# 5432. The tests never use it (they start their own servers on free ports), so it is harmless.
+# Debian's postgresql package creates a default cluster and, where services may start, starts
+# it on port 5432. The tests never use it (they start their own servers on free ports).
 if command -v pg_lsclusters >/dev/null && pg_lsclusters --no-header 2>/dev/null | grep -qw online; then
-    say "note: the package started its default cluster (see pg_lsclusters); the tests do not" \
-        "use it. Stop it with 'pg_ctlcluster <version> main stop' if you do not want it."
+    say "note: the postgresql package started its default cluster (see pg_lsclusters); the" \
+        "tests do not use it. Stop it with 'pg_ctlcluster <version> main stop' if you wish."
 fi

@@ -41,6 +41,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests import node
+
 #: The pinned Kubernetes release. Its staging modules (k8s.io/api, k8s.io/client-go, ...) are
 #: published as v0.<minor>.<patch>.
 K8S_VERSION = "v1.37.2"
@@ -48,8 +50,15 @@ STAGING_VERSION = "v0.37.2"
 #: The etcd release that Kubernetes v1.37.2's go.mod requires (go.etcd.io/etcd/client/v3).
 ETCD_VERSION = "v3.7.0"
 
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kubectl")
+KUBERNETES_COMMANDS = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kubectl",
+    "kubelet",
+    "kube-scheduler",
+    "kube-proxy",
+)
+BINARIES = ("etcd", *KUBERNETES_COMMANDS)
 #: The controllers this harness needs (names as `kube-controller-manager --help` lists them):
 #: CronJobs and Jobs for pipeline runs, the garbage collector for owner references, and the
 #: namespace controller so that deleted namespaces go away.
@@ -60,6 +69,14 @@ CONTROLLERS = (
     "namespace-controller",
 )
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
+#: The first address of the service range: the `kubernetes` Service, and its names.
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+KUBERNETES_SERVICE_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 LOOPBACK = "127.0.0.1"
 
@@ -162,19 +179,12 @@ def build() -> Path:
     leaves nothing half-written behind.
     """
     target = bin_dir()
-    if binaries_present():
-        return target
-    go = find_go()
-    if go is None:
-        raise ClusterError(cluster_unavailable_reason() or "Go is not installed")
-    version_dir = target.parent
-    version_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(version_dir / ".build.lock"):
-        if binaries_present():  # another process built them while this one waited
-            return target
+
+    def build_all(go: Path) -> None:
+        version_dir = target.parent
         for leftover in version_dir.glob(".bin-*"):  # from a build that was killed
             shutil.rmtree(leftover, ignore_errors=True)
-        _progress(
+        progress(
             f"building Kubernetes {K8S_VERSION} ({', '.join(KUBERNETES_COMMANDS)}) and etcd "
             f"{ETCD_VERSION} with {go} into {target}; the first build downloads the modules "
             "and compiles for many minutes"
@@ -189,8 +199,30 @@ def build() -> Path:
                 os.replace(staging / name, target / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        _progress(f"built in {_minutes(time.monotonic() - began)}: {target}")
+        progress(f"built in {_minutes(time.monotonic() - began)}: {target}")
+
+    build_once(target.parent, binaries_present, build_all, missing=cluster_unavailable_reason)
     return target
+
+
+def build_once(
+    directory: Path,
+    done: Callable[[], bool],
+    make: Callable[[Path], None],
+    *,
+    missing: Callable[[], str | None],
+) -> None:
+    """Run `make(go)` in `directory` unless `done()`. Builds of the same thing wait for each
+    other (a file lock in `directory`), and one that waited builds nothing."""
+    if done():
+        return
+    go = find_go()
+    if go is None:
+        raise ClusterError(missing() or "Go is not installed")
+    directory.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(directory / ".build.lock"):
+        if not done():  # another process may have built it while this one waited
+            make(go)
 
 
 def _build_kubernetes(go: Path, module_dir: Path, output_dir: Path) -> None:
@@ -201,7 +233,7 @@ def _build_kubernetes(go: Path, module_dir: Path, output_dir: Path) -> None:
     with its published version instead.
     """
     module_dir.mkdir(parents=True, exist_ok=True)
-    download = _go(
+    download = run_go(
         go,
         ["mod", "download", "-json", f"k8s.io/kubernetes@{K8S_VERSION}"],
         cwd=module_dir.parent,
@@ -222,11 +254,11 @@ def _build_kubernetes(go: Path, module_dir: Path, output_dir: Path) -> None:
         f"tool (\n{tools})\n\nreplace (\n{replaces})\n",
         encoding="utf-8",
     )
-    _progress(f"resolving modules in {module_dir}")
-    _go(go, ["mod", "tidy"], cwd=module_dir)
-    _progress("compiling (go build -v lists each package as it is compiled)")
+    progress(f"resolving modules in {module_dir}")
+    run_go(go, ["mod", "tidy"], cwd=module_dir)
+    progress("compiling (go build -v lists each package as it is compiled)")
     packages = [f"k8s.io/kubernetes/cmd/{command}" for command in KUBERNETES_COMMANDS]
-    _go(
+    run_go(
         go,
         [
             "build",
@@ -269,9 +301,9 @@ def _build_etcd(go: Path, module_dir: Path, output_dir: Path) -> None:
         "tool go.etcd.io/etcd/server/v3\n",
         encoding="utf-8",
     )
-    _progress(f"building etcd {ETCD_VERSION} in {module_dir}")
-    _go(go, ["mod", "tidy"], cwd=module_dir)
-    _go(
+    progress(f"building etcd {ETCD_VERSION} in {module_dir}")
+    run_go(go, ["mod", "tidy"], cwd=module_dir)
+    run_go(
         go,
         [
             "build",
@@ -287,13 +319,13 @@ def _build_etcd(go: Path, module_dir: Path, output_dir: Path) -> None:
     )
 
 
-def _go(go: Path, args: list[str], *, cwd: Path, capture: bool = False) -> str:
+def run_go(go: Path, args: list[str], *, cwd: Path, capture: bool = False) -> str:
     """Run a go command; its output goes to stderr unless captured (and then is returned)."""
     env = {**os.environ, "CGO_ENABLED": "0", "GOWORK": "off"}
     try:
         result = subprocess.run(
             # A build whose caller was killed must not go on writing into the cache.
-            [*_dies_with_this_process(), str(go), *args],
+            [*dies_with_this_process(), str(go), *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -315,7 +347,7 @@ def _go(go: Path, args: list[str], *, cwd: Path, capture: bool = False) -> str:
     return result.stdout if capture else ""
 
 
-def _dies_with_this_process() -> list[str]:
+def dies_with_this_process() -> list[str]:
     """A command prefix asking Linux to SIGKILL the command when this process dies, however it
     dies (setpriv, from util-linux; no prefix where it is missing).
 
@@ -327,7 +359,7 @@ def _dies_with_this_process() -> list[str]:
 
 
 @contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -361,6 +393,8 @@ class Cluster:
     """An admin kubeconfig (a client certificate in the system:masters group)."""
     processes: list[ClusterProcess] = field(default_factory=list)
     """In start order; stopped in reverse order."""
+    host: node.HostState | None = None
+    """With a node: the machine as it was before it (see tests/node.py)."""
     _children: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     def kubectl(
@@ -392,9 +426,22 @@ class Cluster:
         return _is_ours(process)
 
     def stop(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL), and remove everything but the logs."""
+        """Stop every process (SIGTERM, then SIGKILL), and remove everything but the logs.
+
+        With a node: the controllers stop first (nothing makes new pods), every pod is deleted
+        and stopped by the kubelet, then the processes stop and the machine is restored."""
+        if self.host is not None:
+            for process in reversed(self.processes):
+                if process.name in ("kube-controller-manager", "kube-scheduler"):
+                    self._terminate(process)
+            if "kubelet" in self.running() and "kube-apiserver" in self.running():
+                node.drain(self)
         for process in reversed(self.processes):
             self._terminate(process)
+        if self.host is not None:
+            node.cleanup_kube_proxy(self)
+            node.restore_host(self.host)
+            self.host = None
         self.processes.clear()
         for name in (STATE_FILE, KUBECONFIG_FILE, "controller-manager.kubeconfig"):
             (self.state_dir / name).unlink(missing_ok=True)
@@ -408,6 +455,7 @@ class Cluster:
             "bin_dir": str(self.bin_dir),
             "kubeconfig": str(self.kubeconfig),
             "processes": [asdict(process) for process in self.processes],
+            "host": None if self.host is None else asdict(self.host),
         }
         (self.state_dir / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
 
@@ -424,13 +472,16 @@ class Cluster:
             server=state["server"],
             kubeconfig=Path(state["kubeconfig"]),
             processes=[ClusterProcess(**process) for process in state["processes"]],
+            host=None if state.get("host") is None else node.HostState(**state["host"]),
         )
 
-    def _launch(self, name: str, args: list[str], *, outlive_caller: bool) -> ClusterProcess:
-        """Start one of the binaries, logging to `<state_dir>/<name>.log`."""
-        executable = str(self.bin_dir / name)
+    def _launch(
+        self, name: str, args: list[str], *, outlive_caller: bool, executable: str | None = None
+    ) -> ClusterProcess:
+        """Start one of the binaries (or `executable`), logging to `<state_dir>/<name>.log`."""
+        executable = executable or str(self.bin_dir / name)
         log_file = self.state_dir / f"{name}.log"
-        tie_to_parent = [] if outlive_caller else _dies_with_this_process()
+        tie_to_parent = [] if outlive_caller else dies_with_this_process()
         with log_file.open("wb") as log:
             child = subprocess.Popen(
                 [*tie_to_parent, executable, *args],
@@ -469,9 +520,15 @@ class Cluster:
 
 
 def start(
-    state_dir: Path, binaries: Path | None = None, *, outlive_caller: bool = False
+    state_dir: Path,
+    binaries: Path | None = None,
+    *,
+    outlive_caller: bool = False,
+    with_node: bool = False,
+    images: list[Path] | None = None,
 ) -> Cluster:
-    """Start etcd, kube-apiserver and kube-controller-manager; return once all are ready.
+    """Start etcd, kube-apiserver and kube-controller-manager, and with `with_node` a node
+    running `images` (OCI archives) too; return once all are ready.
 
     `binaries` defaults to `build()`. With `outlive_caller` false the processes are killed when
     the calling process dies, however it dies (with setpriv, which util-linux has).
@@ -487,7 +544,9 @@ def start(
             kubeconfig=state_dir / KUBECONFIG_FILE,
         )
         try:
-            _start_processes(cluster, outlive_caller=outlive_caller)
+            if with_node:
+                cluster.host = node.prepare_host(state_dir, SERVICE_CLUSTER_IP_RANGE)
+            _start_processes(cluster, outlive_caller=outlive_caller, images=images or [])
         except _PortTakenError:
             # Another program took a port between our probe and the bind: try new ports.
             cluster.stop()
@@ -506,40 +565,36 @@ class _PortTakenError(ClusterError):
     pass
 
 
-@dataclass(frozen=True)
-class _Pki:
-    ca_cert: Path
-    apiserver_cert: Path
-    apiserver_key: Path
-    controller_manager_cert: Path
-    controller_manager_key: Path
-    admin_cert: Path
-    admin_key: Path
-    controller_manager_client_cert: Path
-    controller_manager_client_key: Path
-    service_account_key: Path
-    service_account_public_key: Path
-
-
-def _start_processes(cluster: Cluster, *, outlive_caller: bool) -> None:
+def _start_processes(cluster: Cluster, *, outlive_caller: bool, images: list[Path]) -> None:
     state_dir = cluster.state_dir
     for stale in (PKI_DIR, ETCD_DATA_DIR):  # left by a cluster that was not stopped
         shutil.rmtree(state_dir / stale, ignore_errors=True)
-    pki = _write_pki(state_dir / PKI_DIR)
-    etcd_port, etcd_peer_port, apiserver_port, controller_manager_port = _free_ports(4)
-    cluster.server = f"https://{LOOPBACK}:{apiserver_port}"
-    _write_kubeconfig(cluster.kubeconfig, cluster.server, pki, pki.admin_cert, pki.admin_key)
+    with_node = cluster.host is not None
+    # With a node, the API server listens where pods reach it: the gateway of their bridge.
+    address = node.GATEWAY if with_node else LOOPBACK
+    pki = Pki(state_dir / PKI_DIR, server_ips=(LOOPBACK, address))
+    etcd_port, etcd_peer_port, controller_manager_port = free_ports(3)
+    (apiserver_port,) = free_ports(1, address)
+    cluster.server = f"https://{address}:{apiserver_port}"
+    write_kubeconfig(cluster.kubeconfig, cluster.server, pki.ca_cert, pki.admin_cert, pki.admin_key)
     controller_manager_kubeconfig = state_dir / "controller-manager.kubeconfig"
-    _write_kubeconfig(
+    write_kubeconfig(
         controller_manager_kubeconfig,
         cluster.server,
-        pki,
+        pki.ca_cert,
         pki.controller_manager_client_cert,
         pki.controller_manager_client_key,
     )
 
-    def launch(name: str, args: list[str]) -> ClusterProcess:
-        return cluster._launch(name, args, outlive_caller=outlive_caller)
+    def launch(name: str, args: list[str], executable: str | None = None) -> ClusterProcess:
+        return cluster._launch(name, args, outlive_caller=outlive_caller, executable=executable)
+
+    admin_tls = _client_tls(pki, pki.admin_cert, pki.admin_key)
+
+    def wait_until(
+        process: ClusterProcess, ready: Callable[[], bool], timeout: float, what: str
+    ) -> None:
+        _wait_until(cluster, process, ready, timeout, what)
 
     etcd_url = f"http://{LOOPBACK}:{etcd_port}"
     peer_url = f"http://{LOOPBACK}:{etcd_peer_port}"
@@ -557,20 +612,38 @@ def _start_processes(cluster: Cluster, *, outlive_caller: bool) -> None:
             "--unsafe-no-fsync=true",
         ],
     )
-    _wait_until(
-        cluster, etcd, lambda: _http_ok(f"{etcd_url}/health", None), ETCD_READY_TIMEOUT, "healthy"
-    )
+    wait_until(etcd, lambda: http_ok(f"{etcd_url}/health", None), ETCD_READY_TIMEOUT, "healthy")
 
-    admin_tls = _client_tls(pki, pki.admin_cert, pki.admin_key)
+    if with_node:
+        node_flags = [
+            # Nodes are authorized as nodes, and may only touch their own pods.
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={pki.admin_cert}",
+            f"--kubelet-client-key={pki.admin_key}",
+            f"--kubelet-certificate-authority={pki.ca_cert}",
+            # The node's address, not its name: there is no DNS (`kubectl logs` needs this).
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
+    else:
+        node_flags = [
+            # The reconciler would publish the advertise address as the `kubernetes` Service's
+            # endpoint and refuses a loopback one; without a node no Pod would call it.
+            "--endpoint-reconciler-type=none",
+            # RBAC, as in real clusters, so tests can check the operator's own RBAC rules with
+            # `kubectl auth can-i --as=...`; the admin identity is in system:masters, which
+            # RBAC always allows, so it costs the tests nothing.
+            "--authorization-mode=RBAC",
+            # Its admission plugin rejects Pods until a default ServiceAccount exists, which
+            # only a controller this cluster does not run would create.
+            "--disable-admission-plugins=ServiceAccount",
+        ]
     apiserver = launch(
         "kube-apiserver",
         [
             f"--etcd-servers={etcd_url}",
-            f"--bind-address={LOOPBACK}",
-            f"--advertise-address={LOOPBACK}",
-            # The reconciler would publish the advertise address as the `kubernetes` Service's
-            # endpoint and refuses a loopback one; nothing here runs Pods that would call it.
-            "--endpoint-reconciler-type=none",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
             f"--secure-port={apiserver_port}",
             f"--tls-cert-file={pki.apiserver_cert}",
             f"--tls-private-key-file={pki.apiserver_key}",
@@ -579,24 +652,20 @@ def _start_processes(cluster: Cluster, *, outlive_caller: bool) -> None:
             f"--service-account-signing-key-file={pki.service_account_key}",
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
-            # RBAC, as in real clusters, so tests can check the operator's own RBAC rules with
-            # `kubectl auth can-i --as=...`; the admin identity is in system:masters, which RBAC
-            # always allows, so it costs the tests nothing.
-            "--authorization-mode=RBAC",
-            # Its admission plugin rejects Pods until a default ServiceAccount exists, which only
-            # a controller this harness does not run would create.
-            "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
+            *node_flags,
         ],
     )
-    _wait_until(
-        cluster,
+    wait_until(
         apiserver,
-        lambda: _http_ok(f"{cluster.server}/readyz", admin_tls),
+        lambda: http_ok(f"{cluster.server}/readyz", admin_tls),
         APISERVER_READY_TIMEOUT,
         "ready (/readyz)",
     )
 
+    # With a node, every default controller: Deployments, ServiceAccounts, EndpointSlices and
+    # the CA ConfigMap that pods' service-account volumes need.
+    controllers = "*" if with_node else ",".join(CONTROLLERS)
     controller_manager = launch(
         "kube-controller-manager",
         [
@@ -607,17 +676,20 @@ def _start_processes(cluster: Cluster, *, outlive_caller: bool) -> None:
             f"--tls-private-key-file={pki.controller_manager_key}",
             f"--service-account-private-key-file={pki.service_account_key}",
             f"--root-ca-file={pki.ca_cert}",
-            f"--controllers={','.join(CONTROLLERS)}",
+            f"--controllers={controllers}",
             "--leader-elect=false",
         ],
     )
-    _wait_until(
-        cluster,
+    wait_until(
         controller_manager,
-        lambda: _http_ok(f"https://{LOOPBACK}:{controller_manager_port}/healthz", admin_tls),
+        lambda: http_ok(f"https://{LOOPBACK}:{controller_manager_port}/healthz", admin_tls),
         CONTROLLER_MANAGER_READY_TIMEOUT,
         "healthy (/healthz)",
     )
+    if with_node:
+        node.start_node(
+            cluster, pki, launch=launch, wait_until=wait_until, admin_tls=admin_tls, images=images
+        )
 
 
 def _wait_until(
@@ -664,25 +736,25 @@ def _wait_until_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def _free_ports(count: int) -> list[int]:
-    """Distinct free TCP ports of 127.0.0.1 (all bound at once, so none is returned twice)."""
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """Distinct free TCP ports of `host` (all bound at once, so none is returned twice)."""
     with contextlib.ExitStack() as stack:
         sockets = [
             stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
             for _ in range(count)
         ]
         for sock in sockets:
-            sock.bind((LOOPBACK, 0))
+            sock.bind((host, 0))
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
-def _client_tls(pki: _Pki, cert: Path, key: Path) -> ssl.SSLContext:
+def _client_tls(pki: Pki, cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     context.load_cert_chain(str(cert), str(key))
     return context
 
 
-def _http_ok(url: str, tls: ssl.SSLContext | None) -> bool:
+def http_ok(url: str, tls: ssl.SSLContext | None) -> bool:
     handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]  # loopback
     if tls is not None:
         handlers.append(urllib.request.HTTPSHandler(context=tls))
@@ -709,91 +781,86 @@ def _log_excerpt(process: ClusterProcess) -> str:
 # -- certificates and kubeconfigs ------------------------------------------------------------
 
 
-def _write_pki(directory: Path) -> _Pki:
-    """A throw-away CA and everything signed by it. ECDSA P-256: instant to generate."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sluice-test-ca")])
-    now = datetime.datetime.now(datetime.UTC)
-    ca_cert = (
-        _certificate_builder(ca_name, ca_name, ca_key.public_key(), now)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+class Pki:
+    """A throw-away CA and what it signs, written as PEM files in one folder. ECDSA P-256:
+    instant to generate. `issue()` signs more certificates (a node's, for instance)."""
+
+    def __init__(self, directory: Path, server_ips: tuple[str, ...] = (LOOPBACK,)) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._ca_key = ec.generate_private_key(ec.SECP256R1())
+        self._ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sluice-test-ca")])
+        self._now = datetime.datetime.now(datetime.UTC)
+        ca_cert = (
+            _certificate_builder(self._ca_name, self._ca_name, self._ca_key.public_key(), self._now)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .sign(self._ca_key, hashes.SHA256())
+        )
+        self.ca_cert = directory / "ca.crt"
+        self.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.apiserver_cert, self.apiserver_key = self.issue(
+            "apiserver",
+            "kube-apiserver",
+            server_ips=[*server_ips, KUBERNETES_SERVICE_IP],
+            server_names=["localhost", *KUBERNETES_SERVICE_NAMES],
+        )
+        self.controller_manager_cert, self.controller_manager_key = self.issue(
+            "controller-manager", "kube-controller-manager", server_ips=[LOOPBACK]
+        )
+        # system:masters: the group that RBAC always allows everything.
+        self.admin_cert, self.admin_key = self.issue(
+            "admin", "sluice-admin", organization="system:masters"
+        )
+        self.controller_manager_client_cert, self.controller_manager_client_key = self.issue(
+            "controller-manager-client",
+            "system:kube-controller-manager",
+            organization="system:masters",
+        )
+        service_account_key = ec.generate_private_key(ec.SECP256R1())
+        self.service_account_key = directory / "service-account.key"
+        _write_private_key(self.service_account_key, service_account_key)
+        self.service_account_public_key = directory / "service-account.pub"
+        self.service_account_public_key.write_bytes(
+            service_account_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
 
     def issue(
+        self,
         stem: str,
         common_name: str,
         *,
         organization: str | None = None,
-        server: bool = False,
+        server_ips: list[str] | None = None,
+        server_names: list[str] | None = None,
     ) -> tuple[Path, Path]:
+        """A client certificate, or a serving one when addresses or names are given; returns
+        the paths of the certificate and its key."""
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         if organization is not None:
             attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        server = bool(server_ips or server_names)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
-            _certificate_builder(x509.Name(attributes), ca_name, key.public_key(), now)
+            _certificate_builder(x509.Name(attributes), self._ca_name, key.public_key(), self._now)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(cert_sign=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
             names: list[x509.GeneralName] = [
-                x509.IPAddress(ipaddress.ip_address(LOOPBACK)),
-                # The first address of the service range: the `kubernetes` Service.
-                x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-                x509.DNSName("localhost"),
-                *(
-                    x509.DNSName(name)
-                    for name in (
-                        "kubernetes",
-                        "kubernetes.default",
-                        "kubernetes.default.svc",
-                        "kubernetes.default.svc.cluster.local",
-                    )
-                ),
+                *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips or []),
+                *(x509.DNSName(name) for name in server_names or []),
             ]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(ca_key, hashes.SHA256())
-        cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+        cert = builder.sign(self._ca_key, hashes.SHA256())
+        cert_path, key_path = self.directory / f"{stem}.crt", self.directory / f"{stem}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_private_key(key_path, key)
         return cert_path, key_path
-
-    ca_path = directory / "ca.crt"
-    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    apiserver_cert, apiserver_key = issue("apiserver", "kube-apiserver", server=True)
-    manager_cert, manager_key = issue("controller-manager", "kube-controller-manager", server=True)
-    # system:masters: the group that RBAC always allows everything.
-    admin_cert, admin_key = issue("admin", "sluice-admin", organization="system:masters")
-    manager_client_cert, manager_client_key = issue(
-        "controller-manager-client", "system:kube-controller-manager", organization="system:masters"
-    )
-    service_account_key = ec.generate_private_key(ec.SECP256R1())
-    service_account_key_path = directory / "service-account.key"
-    _write_private_key(service_account_key_path, service_account_key)
-    service_account_public_key_path = directory / "service-account.pub"
-    service_account_public_key_path.write_bytes(
-        service_account_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return _Pki(
-        ca_cert=ca_path,
-        apiserver_cert=apiserver_cert,
-        apiserver_key=apiserver_key,
-        controller_manager_cert=manager_cert,
-        controller_manager_key=manager_key,
-        admin_cert=admin_cert,
-        admin_key=admin_key,
-        controller_manager_client_cert=manager_client_cert,
-        controller_manager_client_key=manager_client_key,
-        service_account_key=service_account_key_path,
-        service_account_public_key=service_account_public_key_path,
-    )
 
 
 def _certificate_builder(
@@ -839,7 +906,7 @@ def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     )
 
 
-def _write_kubeconfig(path: Path, server: str, pki: _Pki, cert: Path, key: Path) -> None:
+def write_kubeconfig(path: Path, server: str, ca_cert: Path, cert: Path, key: Path) -> None:
     """A self-contained kubeconfig: the certificates are embedded, not referred to."""
 
     def embedded(file: Path) -> str:
@@ -851,7 +918,7 @@ def _write_kubeconfig(path: Path, server: str, pki: _Pki, cert: Path, key: Path)
         "clusters": [
             {
                 "name": "sluice-test",
-                "cluster": {"server": server, "certificate-authority-data": embedded(pki.ca_cert)},
+                "cluster": {"server": server, "certificate-authority-data": embedded(ca_cert)},
             }
         ],
         "users": [
@@ -875,7 +942,7 @@ def _write_kubeconfig(path: Path, server: str, pki: _Pki, cert: Path, key: Path)
 # -- command line ----------------------------------------------------------------------------
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"cluster: {message}", file=sys.stderr, flush=True)
 
 
@@ -899,14 +966,25 @@ def _command_up() -> int:
         if len(running) == len(existing.processes):
             print(f"The cluster is already up: {existing.server}\n{_usage_hint(existing)}")
             return 0
-        _progress(f"a previous cluster is half up (running: {running or 'none'}); restarting it")
+        progress(f"a previous cluster is half up (running: {running or 'none'}); restarting it")
         existing.stop()
     binaries = build()
+    no_node = node.node_unavailable_reason()
+    images = []
+    if no_node is None:
+        from image.build import build as build_image  # noqa: PLC0415 - only with a node
+
+        images.append(build_image())
+    else:
+        progress(f"starting the control plane without a node: {no_node}")
     began = time.monotonic()
-    cluster = start(state_dir, binaries, outlive_caller=True)
+    cluster = start(
+        state_dir, binaries, outlive_caller=True, with_node=no_node is None, images=images
+    )
+    with_node = f", and the node {node.NODE_NAME} running Sluice's image" if images else ""
     print(
         f"Kubernetes {K8S_VERSION} (etcd {ETCD_VERSION}) is up in "
-        f"{time.monotonic() - began:.1f} s: {cluster.server}; logs in {state_dir}\n"
+        f"{time.monotonic() - began:.1f} s: {cluster.server}{with_node}; logs in {state_dir}\n"
         f"{_usage_hint(cluster)}"
     )
     return 0

@@ -7,7 +7,7 @@ directory), tuned for speed rather than durability; on exit it stops the server
 process runs `initdb` and `pg_ctl` as the `postgres` system user that Debian's package creates.
 
 The binaries are found in Debian's `/usr/lib/postgresql/<version>/bin` (newest version first),
-else on PATH. `scripts/ensure-postgres.sh` installs them where it can.
+else on PATH. `scripts/ensure-packages.sh` installs them where it can.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEBIAN_LIBDIR = Path("/usr/lib/postgresql")
 SYSTEM_USER = "postgres"
 SUPERUSER = "postgres"
 INSTALL_HINT = (
-    "install it with 'sudo apt-get install postgresql' (or run scripts/ensure-postgres.sh)"
+    "install it with 'sudo apt-get install postgresql' (or run scripts/ensure-packages.sh)"
 )
 
 #: Bounds, in seconds, on every wait for a command or the server.
@@ -117,8 +117,13 @@ def running_postgres() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """Run a throw-away server; yield it, then stop it and remove its directory."""
+def postgres_server(
+    also_listen: str | None = None, also_trust: str | None = None
+) -> Iterator[PostgresServer]:
+    """Run a throw-away server; yield it, then stop it and remove its directory.
+
+    `also_listen` adds an address to 127.0.0.1 (a test node's gateway, where pods reach it),
+    and `also_trust` a network whose clients it trusts (the pods' subnet)."""
     reason = postgres_unavailable_reason()
     if reason is not None:
         raise PostgresError(reason)
@@ -149,10 +154,13 @@ def postgres_server() -> Iterator[PostgresServer]:
             what="initdb",
         )
         original_conf = (data_dir / "postgresql.conf").read_text(encoding="utf-8")
+        if also_trust is not None:
+            with (data_dir / "pg_hba.conf").open("a", encoding="utf-8") as hba:
+                hba.write(f"host all all {also_trust} trust\n")
         server: PostgresServer | None = None
         for attempt in range(1, START_ATTEMPTS + 1):
             port = free_port()
-            _write_conf(data_dir, original_conf, port, base_dir)
+            _write_conf(data_dir, original_conf, port, base_dir, also_listen)
             started = True  # from here on, stop whatever may have started
             try:
                 _pg_ctl_start(owner, bindir, data_dir, log_file)
@@ -257,11 +265,14 @@ def _run(
     return result
 
 
-def _write_conf(data_dir: Path, original: str, port: int, socket_dir: Path) -> None:
+def _write_conf(
+    data_dir: Path, original: str, port: int, socket_dir: Path, also_listen: str | None
+) -> None:
     quoted_socket_dir = str(socket_dir).replace("'", "''")
+    addresses = ",".join(["127.0.0.1", *([also_listen] if also_listen else [])])
     settings = f"""
 # -- throw-away test server (tests/postgres.py) --
-listen_addresses = '127.0.0.1'
+listen_addresses = '{addresses}'
 port = {port}
 unix_socket_directories = '{quoted_socket_dir}'
 fsync = off
