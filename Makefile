@@ -42,8 +42,10 @@ bench: $(STAMP)
 		echo "== $$bench"; $(BIN)/python $$bench || status=1; \
 	done; exit $$status
 
+# The CRDs, for kubectl/Flux/Argo CD users (crds/) and for the chart (helm/sluice/files/crds/).
 crds: $(STAMP)
 	$(BIN)/sluice crds --output crds/
+	$(BIN)/sluice crds --output helm/sluice/files/crds/
 
 # Sluice's container image as an OCI archive, build/sluice-<version>.oci.tar (docs/image.md).
 image: $(STAMP)
