@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
+from image.build import build as build_image
 
 from tests.cluster import (
     Cluster,
@@ -15,6 +16,8 @@ from tests.cluster import (
     running_under_ci,
     start,
 )
+from tests.helm import build_helm, helm_unavailable_reason
+from tests.node import node_unavailable_reason
 
 
 @pytest.fixture(scope="session")
@@ -27,14 +30,34 @@ def cluster(
     progress shown despite output capture). Skips the tests that use it when Go is missing to
     build them, except under CI (the `CI` environment variable set): there they fail instead.
     """
-    reason = cluster_unavailable_reason()
-    if reason is not None:
-        if running_under_ci():
-            pytest.fail(f"a Kubernetes cluster is required under CI, but: {reason}", pytrace=False)
-        pytest.skip(reason)
+    _require("a Kubernetes cluster", cluster_unavailable_reason())
     with _output_not_captured(pytestconfig):
         binaries = build()
     running = start(tmp_path_factory.mktemp("cluster"), binaries)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def node_cluster(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[Cluster]:
+    """A second private cluster, with a real node (tests/node.py) running Sluice's image, and
+    Helm; stopped at the end, leaving the machine as it was. Skipped where a node cannot run
+    (not root, Debian's packages missing), except under CI, where it must."""
+    _require(
+        "a node",
+        cluster_unavailable_reason() or node_unavailable_reason() or helm_unavailable_reason(),
+    )
+    with _output_not_captured(pytestconfig):
+        binaries = build()
+        image = build_image()
+        build_helm()
+    running = start(
+        tmp_path_factory.mktemp("node-cluster"), binaries, with_node=True, images=[image]
+    )
     try:
         yield running
     finally:
@@ -46,6 +69,15 @@ def kubectl(cluster: Cluster) -> Kubectl:
     """Runs the cached kubectl against the session's cluster: `kubectl("get", "ns")` returns the
     CompletedProcess (text), and raises KubectlError on failure unless `check=False`."""
     return cluster.kubectl
+
+
+def _require(what: str, reason: str | None) -> None:
+    """Skip the tests when `what` cannot be had here, except under CI, where they fail."""
+    if reason is None:
+        return
+    if running_under_ci():
+        pytest.fail(f"{what} is required under CI, but: {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @contextlib.contextmanager
