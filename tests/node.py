@@ -39,6 +39,7 @@ POD_SUBNET = "10.88.0.0/24"
 GATEWAY = "10.88.0.1"
 CNI_NETWORK = "sluice-pods"
 CNI_BIN_DIR = Path("/usr/lib/cni")
+SOCKET_DIR = Path("/run/sluice-node")
 #: The sandbox image, built here: registry.k8s.io's pause cannot be pulled.
 PAUSE_IMAGE = "sluice.local/pause:1"
 
@@ -68,6 +69,7 @@ FIXED_PATHS = (
     "/var/log/containers",
     "/var/lib/kubelet",
     "/run/containerd",
+    "/run/sluice-node",
     "/etc/cni",
     "/opt/cni",
 )
@@ -213,6 +215,25 @@ def restore_host(state: HostState) -> None:
     host_state_file().unlink(missing_ok=True)
 
 
+def machine_snapshot() -> dict[str, object]:
+    """What a node may change on the machine, as it is now: to compare before and after."""
+    chains = {
+        command: {
+            table: sorted(c for c in names if c.startswith(CHAIN_PREFIXES))
+            for table, names in _chains(command).items()
+        }
+        for command in ("iptables", "ip6tables")
+    }
+    return {
+        "sysctls": {name: _read_sysctl(name) for name in SYSCTLS if _sysctl_path(name).exists()},
+        "paths": [path for path in FIXED_PATHS if Path(path).exists()],
+        "cgroups": sorted(str(path) for path in _cgroups()),
+        "chains": chains,
+        "bridge": Path(f"/sys/class/net/{BRIDGE}").exists(),
+        "host state recorded": host_state_file().exists(),
+    }
+
+
 def _still_running(state: HostState) -> bool:
     from tests.cluster import Cluster  # noqa: PLC0415
 
@@ -326,6 +347,12 @@ def _unmount_under(folder: Path) -> None:
         _run("umount", "-l", point, check=False)
 
 
+def _succeeds(*argv: str) -> bool:
+    """Whether a command exits 0 (its output is not needed)."""
+    done = subprocess.run(argv, capture_output=True, timeout=COMMAND_TIMEOUT, check=False)
+    return done.returncode == 0
+
+
 def _run(*argv: str, check: bool = True, timeout: float = COMMAND_TIMEOUT) -> str:
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
@@ -385,7 +412,9 @@ class NodeFiles:
 
     @property
     def containerd_socket(self) -> Path:
-        return self.containerd_dir / "containerd.sock"
+        # Not in the state directory: a socket's path must stay under 108 bytes, and pytest's
+        # temporary folders can be long. One node per machine, so one fixed place does.
+        return SOCKET_DIR / "containerd.sock"
 
     @property
     def cni_conf_dir(self) -> Path:
@@ -444,7 +473,8 @@ def start_node(
     )
 
     _write_cni_config(files)
-    (files.containerd_dir).mkdir(parents=True, exist_ok=True)
+    files.containerd_dir.mkdir(parents=True, exist_ok=True)
+    SOCKET_DIR.mkdir(parents=True, exist_ok=True)
     config = files.containerd_dir / "config.toml"
     config.write_text(_containerd_config(files), encoding="utf-8")
     containerd = launch(
@@ -452,9 +482,7 @@ def start_node(
     )
     wait_until(
         containerd,
-        lambda: _run(
-            "ctr", "--address", str(files.containerd_socket), "version", check=False
-        ).startswith("Client"),
+        lambda: _succeeds("ctr", "--address", str(files.containerd_socket), "version"),
         CONTAINERD_READY_TIMEOUT,
         "serving",
     )

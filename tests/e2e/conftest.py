@@ -30,7 +30,7 @@ def cluster(
     progress shown despite output capture). Skips the tests that use it when Go is missing to
     build them, except under CI (the `CI` environment variable set): there they fail instead.
     """
-    _require("a Kubernetes cluster", cluster_unavailable_reason())
+    require("a Kubernetes cluster", cluster_unavailable_reason())
     with _output_not_captured(pytestconfig):
         binaries = build()
     running = start(tmp_path_factory.mktemp("cluster"), binaries)
@@ -40,14 +40,15 @@ def cluster(
         running.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_cluster(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[Cluster]:
     """A second private cluster, with a real node (tests/node.py) running Sluice's image, and
-    Helm; stopped at the end, leaving the machine as it was. Skipped where a node cannot run
+    Helm; stopped at the end of the module (one node runs on a machine at a time), leaving the
+    machine as it was. Skipped where a node cannot run
     (not root, Debian's packages missing), except under CI, where it must."""
-    _require(
+    require(
         "a node",
         cluster_unavailable_reason() or node_unavailable_reason() or helm_unavailable_reason(),
     )
@@ -71,7 +72,7 @@ def kubectl(cluster: Cluster) -> Kubectl:
     return cluster.kubectl
 
 
-def _require(what: str, reason: str | None) -> None:
+def require(what: str, reason: str | None) -> None:
     """Skip the tests when `what` cannot be had here, except under CI, where they fail."""
     if reason is None:
         return
