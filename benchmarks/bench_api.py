@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sluice.api import create_app
-from sluice.apps.catalog import CONNECTORS
+from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.reconcile import apply
 from sluice.store import Store
@@ -63,7 +63,7 @@ def fill_store(url: str, folder: Path) -> list[int]:
         (folder / name).write_text((EXAMPLES / name).read_text())
     store = Store(url)
     try:
-        results = apply(store, read_manifests([folder]), CONNECTORS)
+        results = apply(store, read_manifests([folder]), INSTALLED)
         assert not [r.error for r in results if r.error]
         return list(store.pipeline_ids().values())
     finally:

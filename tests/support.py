@@ -11,8 +11,10 @@ from typing import Any
 
 from sluice.apps.catalog import CONNECTORS
 from sluice.manifests import read_manifests
+from sluice.model.capabilities import Capabilities
 from sluice.model.connection import validate_connection
 from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
+from sluice.model.specs import FUNCTION_LANGUAGES
 from sluice.model.types import Kind, Property, Type
 from sluice.model.workspace import validate_workspace
 
@@ -108,6 +110,10 @@ SEED_PAYLOAD: dict[str, Any] = {
     },
 }
 
+#: Every connector the catalog lists and every function language: for tests of the validation
+#: rules themselves, whatever this installation can run.
+EVERYTHING = Capabilities(frozenset(CONNECTORS), frozenset(FUNCTION_LANGUAGES))
+
 
 @functools.cache
 def _example_specs() -> dict[tuple[str, str], Any]:
@@ -192,3 +198,18 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def seed_with_function(language: str) -> str:
+    """The seed pipeline's manifest with a function transformation in `language` instead of
+    its mapping."""
+    mapping = (
+        "    mapping:\n      contact.firstname: first_name\n      contact.lastname: last_name\n"
+    )
+    function = (
+        f"    function:\n      language: {language}\n      source: 'transform'\n"
+        "      inPaths: [first_name]\n      outPaths: [contact.firstname]\n"
+    )
+    text = (EXAMPLES / "seed-pipeline.yaml").read_text(encoding="utf-8")
+    assert mapping in text
+    return text.replace(mapping, function)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from sluice import __version__
-from sluice.apps.catalog import CONNECTORS
 from sluice.controller.runner import RunnerSettings
+from sluice.installation import INSTALLED
 from sluice.manifests import Manifests, Problem, SluiceObject, read_manifests
 from sluice.mapping import Purpose
 from sluice.model.connection import Connection
@@ -43,9 +43,7 @@ def check_manifests(paths: Sequence[str]) -> tuple[Manifests, list[Outcome], lis
 
 
 def validate_manifests(manifests: Manifests) -> tuple[list[Outcome], list[Problem]]:
-    outcomes = validate_resources(
-        manifests.resources, connectors=CONNECTORS, secrets=manifests.secrets
-    )
+    outcomes = validate_resources(manifests.resources, INSTALLED, secrets=manifests.secrets)
     problems = list(manifests.problems)
     for obj, outcome in zip(manifests.objects, outcomes, strict=True):
         if outcome.error is not None:
@@ -176,7 +174,7 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
 
     store = Store(args.store)
     try:
-        applied = apply(store, manifests, CONNECTORS, prune=args.prune)
+        applied = apply(store, manifests, INSTALLED, prune=args.prune)
     finally:
         store.close()
     for item in applied:

@@ -8,10 +8,11 @@ pipelines that depend on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sluice.manifests import Manifests
+from sluice.model.capabilities import Capabilities
 from sluice.model.connection import Connection
 from sluice.model.errors import ApiError
 from sluice.model.pipeline import Pipeline
@@ -60,7 +61,7 @@ ApiKeys = Callable[[Workspace], list[str] | None]
 def reconcile(
     store: Store,
     given: Iterable[Resource],
-    connectors: Collection[str],
+    capabilities: Capabilities,
     *,
     secrets: SecretKeys,
     api_keys: ApiKeys,
@@ -80,7 +81,7 @@ def reconcile(
             if key not in given_by_key and held.valid:
                 resources.setdefault(key, held.resource)
     outcomes = validate_resources(
-        resources.values(), connectors, secrets=secrets, existing_ids=store.pipeline_ids()
+        resources.values(), capabilities, secrets=secrets, existing_ids=store.pipeline_ids()
     )
     reconciled: list[Reconciled] = []
     pruned: list[Resource] = []
@@ -101,13 +102,13 @@ def reconcile(
 
 
 def apply(
-    store: Store, manifests: Manifests, connectors: Collection[str], prune: bool = False
+    store: Store, manifests: Manifests, capabilities: Capabilities, prune: bool = False
 ) -> list[Applied]:
     """Save every resource of the manifests; with ``prune``, remove the stored ones not given."""
     reconciled, pruned = reconcile(
         store,
         manifests.resources,
-        connectors,
+        capabilities,
         secrets=manifests.secrets,
         api_keys=lambda workspace: _api_keys(workspace, manifests.secrets),
         prune=prune,

@@ -15,10 +15,10 @@ import httpx
 import pytest
 import yaml
 
-from sluice.apps.catalog import CONNECTORS
 from sluice.controller import builders
 from sluice.controller.runner import RunnerSettings
 from sluice.controller.summary import ErrorSample, RunSummary, encode_summary
+from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline, pipeline_to_api
@@ -85,7 +85,7 @@ class ExampleNamespace:
     def validated(self) -> tuple[dict[str, Pipeline], Workspace, Connection]:
         """What the manifests in the folder validate to, as the operator should see them."""
         manifests = read_manifests([self.folder])
-        outcomes = validate_resources(manifests.resources, CONNECTORS, secrets=manifests.secrets)
+        outcomes = validate_resources(manifests.resources, INSTALLED, secrets=manifests.secrets)
         values = [outcome.value for outcome in outcomes]
         pipelines = {v.resource_name: v for v in values if isinstance(v, Pipeline)}
         workspace = next(v for v in values if isinstance(v, Workspace))

@@ -65,6 +65,24 @@ def test_a_missing_table_or_column_fails_before_anything_is_sent(target: Target)
     assert requests_to(target, WRITES) == 0
 
 
+def test_a_function_without_a_runner_fails_with_the_api_message(target: Target) -> None:
+    # Validation refuses such a pipeline; a config written by hand still meets the same rule.
+    target.load(people(4))
+    function = {
+        "source": "def transform(profile):\n    return {}\n",
+        "language": "Python",
+        "preserveJSON": False,
+        "inPaths": ["first_name"],
+        "outPaths": ["contact.firstname"],
+    }
+    summary = target.export(target.config(transformation={"mapping": None, "function": function}))
+    assert summary.outcome == "Failed"
+    assert summary.error == (
+        "transformation language is not supported: this installation has no Python runtime"
+    )
+    assert requests_to(target, WRITES) == 0
+
+
 def test_schemas_that_no_longer_align_fail_with_the_api_message(target: Target) -> None:
     target.load(people(4))
     in_schema = json.loads(json.dumps(PROFILE_SCHEMA))

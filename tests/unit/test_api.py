@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sluice.api import create_app
 from sluice.api.server import parse_listen
-from sluice.apps.catalog import CONNECTORS
+from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.model.ids import MAX_ID, pipeline_id, workspace_id
 from sluice.reconcile import apply
@@ -86,7 +86,7 @@ def filled_store(url: str, manifests: Path) -> Store:
         text = (EXAMPLES / name).read_text().replace("namespace: marketing", "namespace: sales")
         (sales / name).write_text(text.replace(MARKETING_KEY, SALES_KEY))
     store = Store(url)
-    results = apply(store, read_manifests([manifests]), CONNECTORS)
+    results = apply(store, read_manifests([manifests]), INSTALLED)
     assert not [result.error for result in results if result.error]
     return store
 

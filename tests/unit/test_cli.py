@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from sluice.cli import main
-from tests.support import EXAMPLES, ROOT
+from tests.support import EXAMPLES, ROOT, seed_with_function
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -42,6 +42,15 @@ def line_of(path: Path, fragment: str) -> int:
     raise AssertionError(fragment)
 
 
+def assert_one_problem(
+    validated: list[Path], path: Path, fragment: str, subject: str, message: str
+) -> None:
+    """`sluice validate` of `validated` exits 1 and prints one problem, at the line of
+    `fragment` in `path`."""
+    code, out = run("validate", *map(str, validated))
+    assert (code, out) == (1, f"{path}:{line_of(path, fragment)}: {subject}: {message}\n")
+
+
 def test_the_examples_are_valid() -> None:
     assert run("validate", str(EXAMPLES)) == (0, "")
 
@@ -49,12 +58,12 @@ def test_the_examples_are_valid() -> None:
 def test_a_problem_is_reported_at_the_line_of_its_member(repo: Path) -> None:
     pipeline = repo / "seed-pipeline.yaml"
     edit_yaml(pipeline, "operator: is\n", "operator: equals\n")
-    code, out = run("validate", str(repo))
-    assert code == 1
-    assert out == (
-        f"{pipeline}:{line_of(pipeline, 'operator: equals')}: "
-        "ExportPipeline/marketing/export-customers: "
-        'filter is not valid: operator "equals" is not valid\n'
+    assert_one_problem(
+        [repo],
+        pipeline,
+        "operator: equals",
+        "ExportPipeline/marketing/export-customers",
+        'filter is not valid: operator "equals" is not valid',
     )
 
 
@@ -87,6 +96,32 @@ def test_json_output_for_machines(repo: Path) -> None:
         "ExportPipeline/marketing/sync-european-customers",
         "ExportPipeline/marketing/export-loyal-customers",
     }
+
+
+def test_a_connector_this_installation_lacks_does_not_exist(repo: Path) -> None:
+    # Mailchimp is in the API's catalog, but no connector for it is installed: every run would
+    # fail, so the Connection is refused as the API refuses an unknown connector.
+    connection = repo / "hubspot-connection.yaml"
+    edit_yaml(connection, "connector: hubspot", "connector: mailchimp")
+    assert_one_problem(
+        [connection, repo / "workspace.yaml"],
+        connection,
+        "connector: mailchimp",
+        "Connection/marketing/hubspot",
+        'connector does not exist (no connector "mailchimp"; known: hubspot)',
+    )
+
+
+def test_a_function_language_without_a_runner_is_not_supported(repo: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    pipeline.write_text(seed_with_function("JavaScript"))
+    assert_one_problem(
+        [repo],
+        pipeline,
+        "language: JavaScript",
+        "ExportPipeline/marketing/export-customers",
+        "transformation language is not supported (this installation has no JavaScript runtime)",
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sluice.cli import main
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, seed_with_function
 
 SEED = str(EXAMPLES / "seed-pipeline.yaml")
 
@@ -128,17 +128,21 @@ def test_an_invalid_pipeline_is_not_previewed(
     assert 'export mode "X" is not valid' in capsys.readouterr().err
 
 
-def test_function_pipelines_are_refused_clearly(capsys: pytest.CaptureFixture[str]) -> None:
+def test_function_pipelines_are_refused_clearly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pipeline = tmp_path / "function.yaml"
+    pipeline.write_text(seed_with_function("Python"))
     code, _ = preview(
         "-f",
-        str(EXAMPLES / "python-function-pipeline.yaml"),
+        str(pipeline),
         "--workspace",
         str(EXAMPLES),
         "--profiles",
         str(EXAMPLES / "profiles.jsonl"),
     )
     assert code == 1
-    assert "only mapping transformations can be previewed" in capsys.readouterr().err
+    assert "transformation language is not supported" in capsys.readouterr().err
 
 
 def test_a_missing_profiles_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

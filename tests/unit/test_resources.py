@@ -13,7 +13,7 @@ from sluice.model.ids import assign_pipeline_ids, id_candidates, pipeline_id
 from sluice.model.pipeline import Pipeline
 from sluice.model.resources import Resource, validate_resources
 from sluice.model.workspace import validate_workspace
-from tests.support import example_spec, seed_spec
+from tests.support import EVERYTHING, example_spec, seed_spec
 
 
 def workspace_error(edit: Any) -> ApiError:
@@ -203,7 +203,7 @@ def namespace(*extra: Resource, **replace: Any) -> list[Resource]:
 
 
 def errors(resources: list[Resource], **kwargs: Any) -> dict[str, str | None]:
-    outcomes = validate_resources(resources, CONNECTORS, **kwargs)
+    outcomes = validate_resources(resources, EVERYTHING, **kwargs)
     return {
         f"{o.resource.kind}/{o.resource.name}": str(o.error) if o.error else None for o in outcomes
     }
@@ -243,7 +243,7 @@ def test_a_pipeline_on_a_connection_with_an_unknown_connector() -> None:
 
 def test_namespaces_do_not_see_each_other() -> None:
     elsewhere = Resource("ExportPipeline", "sales", "export-customers", seed_spec())
-    found = validate_resources([*namespace(), elsewhere], CONNECTORS)
+    found = validate_resources([*namespace(), elsewhere], EVERYTHING)
     assert found[-1].error is not None and found[-1].error.message == "workspace does not exist"
 
 
@@ -257,7 +257,7 @@ def test_an_invalid_pipeline_still_has_its_id() -> None:
     spec = seed_spec()
     spec["name"] = ""
     pipeline = Resource("ExportPipeline", "marketing", "export-customers", spec)
-    outcome = validate_resources(namespace(ExportPipeline=pipeline), CONNECTORS)[-1]
+    outcome = validate_resources(namespace(ExportPipeline=pipeline), EVERYTHING)[-1]
     assert outcome.error is not None
     assert outcome.pipeline_id == pipeline_id("marketing", "export-customers")
 
@@ -299,7 +299,7 @@ def test_colliding_ids_resolve_the_same_way_in_any_order(monkeypatch: pytest.Mon
 
 
 def test_validated_pipelines_carry_the_assigned_id() -> None:
-    outcome = validate_resources(namespace(), CONNECTORS)[-1]
+    outcome = validate_resources(namespace(), EVERYTHING)[-1]
     assert isinstance(outcome.value, Pipeline)
     assert outcome.value.id == outcome.pipeline_id == pipeline_id("marketing", "export-customers")
 

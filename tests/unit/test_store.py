@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sluice.apps.catalog import CONNECTORS
 from sluice.cli import main
+from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.model.ids import pipeline_id, workspace_id
 from sluice.reconcile import apply
@@ -60,7 +60,7 @@ def repo(tmp_path: Path) -> Path:
 
 def applied(store: Store, *paths: Path, prune: bool = False) -> dict[str, str]:
     """What applying the paths did, by kind/name."""
-    results = apply(store, read_manifests(paths), CONNECTORS, prune=prune)
+    results = apply(store, read_manifests(paths), INSTALLED, prune=prune)
     # A workspace's line ends with its id, checked on its own.
     return {
         f"{r.resource.kind}/{r.resource.name}": WORKSPACE_ID.sub("", r.line().split(" ", 1)[1])
@@ -183,7 +183,7 @@ def test_a_workspace_edit_revalidates_the_stored_pipelines(store: Store, repo: P
 
 def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Path) -> None:
     applied(store, repo)
-    (repo / "python-function-pipeline.yaml").unlink()
+    (repo / "european-customers-pipeline.yaml").unlink()
     (repo / "expressions-pipeline.yaml").unlink()
     assert applied(store, repo, prune=True) == {
         "Workspace/marketing": "unchanged",

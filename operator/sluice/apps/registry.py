@@ -1,27 +1,32 @@
-"""Connector factories by connector code: how the engine gets a connector for a Connection.
+"""The connectors this installation has, by connector code: how validation knows which codes
+can run (sluice/installation.py) and how the engine gets a connector for a Connection.
 
-``connector_factory("hubspot")(settings, credentials)`` builds the HubSpot connector. Codes
-the catalog lists but no module implements yet, and unknown codes, raise :class:`KeyError`.
+``connector_factory("hubspot")(settings, credentials)`` builds the HubSpot connector. A module
+is imported on first use, so that validating manifests never loads an HTTP client.
 """
 
 from __future__ import annotations
 
+import importlib
 from types import MappingProxyType
 
-from sluice.apps import hubspot
 from sluice.apps.catalog import CONNECTORS
 from sluice.apps.connector import ConnectorFactory
 
-FACTORIES: MappingProxyType[str, ConnectorFactory] = MappingProxyType({"hubspot": hubspot.connect})
+#: Connector code → the module implementing it, whose ``connect`` is the factory.
+MODULES: MappingProxyType[str, str] = MappingProxyType({"hubspot": "sluice.apps.hubspot"})
 
 
 def connector_factory(code: str) -> ConnectorFactory:
-    """The factory of the connector ``code``."""
+    """The factory of the connector ``code``; KeyError for a code this installation lacks."""
     try:
-        return FACTORIES[code]
+        module = MODULES[code]
     except KeyError:
         pass
+    else:
+        factory: ConnectorFactory = importlib.import_module(module).connect
+        return factory
     if code in CONNECTORS:
         raise KeyError(f'the {CONNECTORS[code]} connector ("{code}") is not implemented yet')
-    known = ", ".join(f'"{c}"' for c in sorted(FACTORIES))
+    known = ", ".join(f'"{c}"' for c in sorted(MODULES))
     raise KeyError(f'there is no connector "{code}" (connectors: {known})')

@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sluice.apps.catalog import CONNECTORS
 from sluice.controller import builders, schedule, status
 from sluice.controller.kube import Kube
 from sluice.controller.runner import RunnerSettings
 from sluice.controller.summary import job_run, timestamp_text
+from sluice.installation import INSTALLED
+from sluice.model.capabilities import Capabilities
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
 from sluice.model.resources import KINDS, Outcome, Resource
@@ -69,13 +70,13 @@ class Operator:
         store: Store,
         kube: Kube,
         runner: RunnerSettings,
-        connectors: Collection[str] = CONNECTORS,
+        capabilities: Capabilities = INSTALLED,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.kube = kube
         self.runner = runner
-        self.connectors = connectors
+        self.capabilities = capabilities
         self.clock = clock
         #: The cluster as last seen, by kind, namespace and name.
         self.objects: dict[Key, dict[str, Any]] = {}
@@ -184,7 +185,7 @@ class Operator:
             reconcile,
             self.store,
             resources,
-            self.connectors,
+            self.capabilities,
             secrets={(ns, name): {key} for (ns, name, key) in keys},
             api_keys=lambda workspace: _workspace_keys(workspace, keys),
             prune=True,

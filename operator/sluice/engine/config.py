@@ -55,7 +55,8 @@ class ExportConfig:
     export_mode: str
     update_on_duplicates: bool
     mapping: Mapping[str, str] | None
-    has_function: bool
+    #: The function's language ("Python", "JavaScript"), None with a mapping.
+    function_language: str | None
     #: 63 bits of SHA-256 of every setting that decides what a profile becomes: a change of
     #: any of them makes every profile's hash change, so the next run re-evaluates them all.
     fingerprint: int
@@ -140,7 +141,7 @@ def _parse(
         export_mode=body["exportMode"],
         update_on_duplicates=bool(body["updateOnDuplicates"]),
         mapping=transformation.get("mapping"),
-        has_function=transformation.get("function") is not None,
+        function_language=(transformation.get("function") or {}).get("language"),
         fingerprint=fingerprint,
     )
 

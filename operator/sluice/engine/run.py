@@ -28,6 +28,7 @@ from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.fastjson import encode_json
+from sluice.installation import INSTALLED
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
 from sluice.model.types import Type, column_name, leaf_paths, property_by_path, prune
@@ -181,10 +182,16 @@ class ExportRun:
 
     async def _export(self) -> None:
         config = self.config
-        if config.has_function or config.mapping is None:
+        language = config.function_language
+        if language is not None and language not in INSTALLED.languages:
+            # Validation refuses such a pipeline; a config written by an older operator or by
+            # hand still gets the API's message.
             raise RunError(
-                "function transformations cannot run in this version of Sluice: use a mapping"
+                f"transformation language is not supported: this installation has no {language} "
+                "runtime"
             )
+        if config.mapping is None:
+            raise RunError("the pipeline has no mapping to transform profiles with")
         selection = self._selection()
         await asyncio.to_thread(self._check_warehouse, selection)
         await self._check_destination()

@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from sluice.apps.catalog import CONNECTORS
 from sluice.controller.runner import SecretValues
 from sluice.controller.schedule import next_run
 from sluice.controller.summary import RunSummary
+from sluice.installation import INSTALLED
 from sluice.local.runs import LocalRun, PipelineSetup, prepare_run
 from sluice.manifests import manifest_files, read_manifests
 from sluice.model.connection import Connection
@@ -88,7 +88,7 @@ class LocalMode:
             self.say("nothing applied: fix the manifests; what was applied before keeps running")
             self.invalid = True
             return True
-        applied = apply(self.store, manifests, CONNECTORS, prune=True)
+        applied = apply(self.store, manifests, INSTALLED, prune=True)
         self.invalid = any(item.error is not None for item in applied)
         for item in applied:
             resource = item.resource

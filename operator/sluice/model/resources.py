@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from sluice.model.capabilities import Capabilities
 from sluice.model.connection import Connection, validate_connection
 from sluice.model.errors import ApiError, bad_request
 from sluice.model.ids import assign_pipeline_ids
 from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
-from sluice.model.specs import FUNCTION_LANGUAGES
 from sluice.model.workspace import Workspace, validate_workspace
 
 KINDS = ("Workspace", "Connection", "ExportPipeline")
@@ -44,8 +44,7 @@ SecretKeys = Mapping[tuple[str, str], Collection[str]]
 
 def validate_resources(
     resources: Iterable[Resource],
-    connectors: Collection[str],
-    languages: Collection[str] = FUNCTION_LANGUAGES,
+    capabilities: Capabilities,
     secrets: SecretKeys | None = None,
     existing_ids: Mapping[tuple[str, str], int] | None = None,
 ) -> list[Outcome]:
@@ -62,7 +61,9 @@ def validate_resources(
     )
     outcomes: dict[int, Outcome] = {}
     for namespace, members in by_namespace.items():
-        validator = _NamespaceValidator(namespace, connectors, languages, secrets or {})
+        validator = _NamespaceValidator(
+            namespace, capabilities.connectors, capabilities.languages, secrets or {}
+        )
         for resource, outcome in validator.run(members, ids):
             outcomes[id(resource)] = outcome
     return [outcomes[id(r)] for r in resources]

@@ -1,0 +1,14 @@
+"""What this installation can run: the one registry that validation (sluice validate, apply,
+local mode, the operator) and the engine both ask, so that a pipeline accepted is a pipeline
+that can run.
+
+A connector is here once its module registers a factory in sluice.apps.registry; a function
+language once it has a runner (none yet).
+"""
+
+from __future__ import annotations
+
+from sluice.apps.registry import MODULES
+from sluice.model.capabilities import Capabilities
+
+INSTALLED = Capabilities(connectors=frozenset(MODULES), languages=frozenset())

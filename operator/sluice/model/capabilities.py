@@ -1,0 +1,14 @@
+"""What an installation can run, as validation needs to know it (sluice/installation.py says
+what this one can run): a pipeline is valid only if it can run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    #: Connector codes with a connector: any other code is the API's "connector does not exist".
+    connectors: frozenset[str]
+    #: Function languages with a runner: any other is "transformation language is not supported".
+    languages: frozenset[str]
