@@ -212,6 +212,13 @@ def test_an_admin_key_reads_the_workspace_it_names(client: TestClient) -> None:
     assert listed["total"] == 1
 
 
+@pytest.mark.parametrize("workspace", [str(MAX_ID + 1), "9" * 5000])
+def test_an_admin_key_naming_no_workspace_gets_a_404(client: TestClient, workspace: str) -> None:
+    headers = {**admin_of("marketing"), "Sluice-Workspace": workspace}
+    response = client.get("/v1/pipelines", headers=headers)
+    assert_error(response, 404, "NotFound", "workspace does not exist")
+
+
 def test_admin_keys_must_look_like_api_keys(store: Store) -> None:
     with pytest.raises(ValueError, match="api_ prefix"):
         create_app(store, ["admin"])
@@ -259,6 +266,15 @@ def test_listing_filters_by_connection_and_enabled(client: TestClient) -> None:
         ("connection=x", "connection must be a positive integer"),
         (f"connection={2**70}", "connection must be a positive integer"),
         ("enabled=maybe", "enabled must be true or false"),
+        # Plain decimal digits only, however lax the number parsing behind them.
+        ("limit=1_0", "limit must be in the range [1, 1000]"),
+        ("limit=%2B5", "limit must be in the range [1, 1000]"),
+        ("limit=%205", "limit must be in the range [1, 1000]"),
+        ("first=1_0", "first must be in the range [0, 2147483647]"),
+        ("connection=%2B5", "connection must be a positive integer"),
+        (f"connection={'9' * 5000}", "connection must be a positive integer"),
+        ("limit=5&limit=6", 'query parameter "limit" is repeated'),
+        ("enabled=true&enabled=false", 'query parameter "enabled" is repeated'),
     ],
 )
 def test_bad_query_values_are_400s(client: TestClient, query: str, message: str) -> None:
@@ -274,10 +290,12 @@ def test_malformed_pipeline_ids_are_400s(client: TestClient, text: str) -> None:
         assert_error(client.get(path, headers=MARKETING), 400, "BadRequest", message)
 
 
-@pytest.mark.parametrize("text", ["12345", str(MAX_ID + 1), "9" * 40])
+# Any length: Python refuses to convert a text of more than 4,300 digits to an int.
+@pytest.mark.parametrize("text", ["12345", str(MAX_ID + 1), "9" * 40, "9" * 5000])
 def test_an_unknown_pipeline_is_a_404(client: TestClient, text: str) -> None:
-    response = client.get(f"/v1/pipelines/{text}", headers=MARKETING)
-    assert_error(response, 404, "NotFound", "pipeline does not exist")
+    for path in (f"/v1/pipelines/{text}", f"/v1/pipelines/{text}/runs"):
+        response = client.get(path, headers=MARKETING)
+        assert_error(response, 404, "NotFound", "pipeline does not exist")
 
 
 def test_runs_are_listed_newest_first(client: TestClient, store: Store) -> None:

@@ -16,6 +16,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sluice import __version__
 from sluice.api.auth import WORKSPACE_HEADER, Authenticator, Credentials
 from sluice.api.errors import (
+    NUMBER_PARAMETERS,
+    QUERY_MESSAGES,
+    RaisedApiError,
     error_response,
     install_error_handlers,
     invalid_pipeline_id,
@@ -25,8 +28,8 @@ from sluice.api.errors import (
 )
 from sluice.api.observability import Metrics, ObservabilityMiddleware
 from sluice.api.schemas import Health, PipelineBody, PipelinePage, RunPage, errors
-from sluice.model.errors import ApiError, not_found
-from sluice.model.ids import MAX_ID
+from sluice.model.errors import ApiError, bad_request, not_found
+from sluice.model.ids import id_in_range
 from sluice.store import Store
 from sluice.store.store import MAX_PAGE
 
@@ -43,6 +46,21 @@ First = Annotated[
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many items to return at most.")]
 
 _ID = re.compile(ID_PATTERN)
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def plain_query(request: Request) -> None:
+    """Query parameters as the API documents them: each given once, and numbers in plain
+    decimal digits (the lax parsing behind them would take `1_0`, `+5` or ` 5`)."""
+    seen: set[str] = set()
+    for name, value in request.query_params.multi_items():
+        if name in seen:
+            raise RaisedApiError(bad_request(f'query parameter "{name}" is repeated'))
+        seen.add(name)
+        if name in NUMBER_PARAMETERS and not _DIGITS.fullmatch(value):
+            raise RaisedApiError(bad_request(QUERY_MESSAGES[name]))
 
 
 _BEARER = HTTPBearer(
@@ -112,7 +130,9 @@ def create_app(store: Store, admin_keys: Collection[str]) -> FastAPI:
 
 
 def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/v1/pipelines", tags=["pipelines"])
+    router = APIRouter(
+        prefix="/v1/pipelines", tags=["pipelines"], dependencies=[Depends(plain_query)]
+    )
 
     @router.get(
         "",
@@ -191,11 +211,9 @@ def _owned_pipeline(store: Store, namespace: str, text_id: str) -> tuple[int, st
     taken."""
     if not _ID.match(text_id):
         raise invalid_pipeline_id(text_id)
-    # Ids are drawn below MAX_ID: a larger one is well formed but names no pipeline (and
-    # would overflow the SQL integer).
-    pipeline_id = int(text_id)
-    found = store.pipeline(pipeline_id) if pipeline_id <= MAX_ID else None
-    if found is None or found[0] != namespace:
+    pipeline_id = id_in_range(text_id)
+    found = store.pipeline(pipeline_id) if pipeline_id is not None else None
+    if pipeline_id is None or found is None or found[0] != namespace:
         raise not_found("pipeline does not exist")
     return pipeline_id, found[1]
 

@@ -23,7 +23,7 @@ from starlette.datastructures import Headers
 
 from sluice.api.errors import forbidden, unauthorized
 from sluice.model.errors import bad_request, not_found
-from sluice.model.ids import MAX_ID
+from sluice.model.ids import id_in_range
 
 KEY_PREFIX = "api_"
 WORKSPACE_HEADER = "Sluice-Workspace"
@@ -101,10 +101,9 @@ class Authenticator:
                 f"{WORKSPACE_HEADER} header is invalid; provide it in the format "
                 f"'{WORKSPACE_HEADER}: <WORKSPACE_ID>'"
             )
-        # Ids are drawn below MAX_ID: a larger one names no workspace (and would overflow SQL).
-        workspace_id = int(text)
+        workspace_id = id_in_range(text)
         namespace = None
-        if workspace_id <= MAX_ID:
+        if workspace_id is not None:
             namespace = self._store.workspace_namespace(workspace_id)
         if namespace is None:
             raise not_found("workspace does not exist")

@@ -37,6 +37,8 @@ QUERY_MESSAGES = {
     "connection": "connection must be a positive integer",
     "enabled": "enabled must be true or false",
 }
+#: The query parameters that are numbers.
+NUMBER_PARAMETERS = frozenset({"first", "limit", "connection"})
 
 
 class RaisedApiError(Exception):

@@ -16,6 +16,16 @@ MAX_ID = 2**31 - 1
 MINUTES_PER_DAY = 1440
 
 
+def id_in_range(digits: str) -> int | None:
+    """The id that a text of decimal digits names, or None when it is above MAX_ID: ids are
+    drawn below it, so such a text names nothing. Never converts a text longer than MAX_ID's
+    (Python refuses ints of more than 4,300 digits)."""
+    if len(digits) > len(str(MAX_ID)):
+        return None
+    value = int(digits)
+    return value if value <= MAX_ID else None
+
+
 def id_candidates(namespace: str, name: str) -> Iterator[int]:
     key = f"{namespace}/{name}"
     attempt = 0
