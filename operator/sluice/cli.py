@@ -510,5 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
-    code: int = args.run(args, out or sys.stdout)
+    from sluice.store import StoreUnavailableError  # noqa: PLC0415 - SQLAlchemy only when needed
+
+    try:
+        code: int = args.run(args, out or sys.stdout)
+    except StoreUnavailableError as unavailable:
+        print(f"error: {unavailable}", file=sys.stderr)
+        return 1
     return code

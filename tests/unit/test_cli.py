@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,62 @@ def test_the_console_script_exits_non_zero_on_problems(repo: Path) -> None:
     assert result.returncode == 1
     assert "name is empty" in result.stdout
     assert "1 problem(s)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (
+            ["api", "--store", "bogus://x"],
+            "cannot open the store bogus://x: Can't load plugin: sqlalchemy.dialects:bogus",
+        ),
+        (
+            ["apply", "-f", "{repo}", "--store", "sqlite:////nonexistent-folder/sluice.db"],
+            "cannot open the store sqlite:////nonexistent-folder/sluice.db: "
+            "unable to open database file",
+        ),
+        (
+            [
+                "apply",
+                "-f",
+                "{repo}",
+                "--store",
+                "postgresql://sluice:pw-kept-secret@127.0.0.1:1/x",
+            ],
+            "cannot open the store postgresql://sluice:***@127.0.0.1:1/x: connection failed: "
+            'connection to server at "127.0.0.1", port 1 failed: Connection refused',
+        ),
+        (
+            ["local", "{repo}", "--once", "--store", "bogus://x"],
+            "cannot open the store bogus://x: Can't load plugin: sqlalchemy.dialects:bogus",
+        ),
+        (
+            ["api", "--listen", "127.0.0.1:0"],
+            "listen address '127.0.0.1:0': the port must be from 1 to 65535",
+        ),
+        (
+            ["operator", "--no-api", "--store", "sqlite:///{repo}/store.db"],
+            "no Kubernetes cluster to talk to: not running in a pod, and no usable kubeconfig "
+            "($KUBECONFIG or ~/.kube/config: Invalid kube-config file. No configuration found.)",
+        ),
+    ],
+    ids=["unknown-store", "sqlite-folder-missing", "store-down", "local", "port-0", "no-cluster"],
+)
+def test_bad_arguments_get_one_line_and_exit_1(
+    repo: Path, tmp_path: Path, arguments: list[str], error: str
+) -> None:
+    sluice = Path(sys.executable).parent / "sluice"
+    # No kubeconfig anywhere: the operator must say so.
+    environment = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(sluice), *(argument.replace("{repo}", str(repo)) for argument in arguments)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=environment,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr.splitlines()[-1:]) == (1, [f"error: {error}"])
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "pw-kept-secret" not in result.stdout + result.stderr

@@ -14,8 +14,10 @@ from sluice.store import Store
 def parse_listen(listen: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:8080`` for IPv6) → host and port."""
     host, colon, port = listen.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not colon or not host or not port.isdigit():
         raise ValueError(f"listen address {listen!r} is not in the form host:port")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"listen address {listen!r}: the port must be from 1 to 65535")
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 

@@ -38,13 +38,23 @@ REQUEST_SECONDS = 30.0
 LIST_PAGE = 500
 
 
+class ClusterConfigurationError(ValueError):
+    """Neither an in-cluster service account nor a usable kubeconfig."""
+
+
 def load_configuration() -> Configuration:
     """In-cluster service account when present, else ``$KUBECONFIG`` or ``~/.kube/config``."""
     configuration = Configuration()
     try:
         load_incluster_config(client_configuration=configuration)
     except ConfigException:
-        load_kube_config(client_configuration=configuration)
+        try:
+            load_kube_config(client_configuration=configuration)
+        except (ConfigException, OSError) as error:
+            raise ClusterConfigurationError(
+                "no Kubernetes cluster to talk to: not running in a pod, and no usable kubeconfig "
+                f"($KUBECONFIG or ~/.kube/config: {error})"
+            ) from None
     return configuration
 
 

@@ -94,21 +94,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _shown_url(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return repr(url)
+
+
+def _first_line(error: sa.exc.SQLAlchemyError) -> str:
+    """The driver's own message when there is one, without SQLAlchemy's links and SQL."""
+    cause = getattr(error, "orig", None) or error
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
 def _json_safe(spec: object) -> Any:
     """A manifest spec as JSON (YAML may hold dates and other non-JSON scalars)."""
     return json.loads(json.dumps(spec, default=str))
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot be opened: a URL SQLAlchemy cannot use, or a database that does not
+    answer. The message names the store (never its password) and the reason, on one line."""
 
 
 class Store:
     """Stored state: resources (derived from manifests) and run history (kept only here)."""
 
     def __init__(self, url: str) -> None:
-        # Compact JSON, as the API writes it: stored bodies are served as they are stored.
-        self.engine = sa.create_engine(url, json_serializer=compact_json)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        with self.engine.begin() as connection:
-            migrate(connection)
+        try:
+            # Compact JSON, as the API writes it: stored bodies are served as they are stored.
+            self.engine = sa.create_engine(url, json_serializer=compact_json)
+            if self.engine.dialect.name == "sqlite":
+                sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            with self.engine.begin() as connection:
+                migrate(connection)
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreUnavailableError(
+                f"cannot open the store {_shown_url(url)}: {_first_line(error)}"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
