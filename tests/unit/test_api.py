@@ -415,9 +415,12 @@ def test_the_openapi_document_lists_the_api_without_422s(client: TestClient) -> 
 def test_listen_addresses_are_parsed() -> None:
     assert parse_listen("127.0.0.1:8080") == ("127.0.0.1", 8080)
     assert parse_listen("[::1]:80") == ("::1", 80)
-    for wrong in ("8080", ":80", "host:", "host:http", "host:70000"):
+    for wrong in ("8080", ":80", "host:", "host:http"):
         with pytest.raises(ValueError, match="host:port"):
             parse_listen(wrong)
+    for port in ("0", "70000"):
+        with pytest.raises(ValueError, match="the port must be from 1 to 65535"):
+            parse_listen(f"host:{port}")
 
 
 # ---------------------------------------------------------------------------------------------
