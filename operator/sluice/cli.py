@@ -98,11 +98,16 @@ def select_pipeline(
         and name in (None, obj.resource.name)
         and namespace in (None, obj.resource.namespace)
     ]
-    if len(matches) != 1:
-        what = "no" if not matches else "more than one"
-        named = f" named {name!r}" if name else ""
+    named = f" named {name!r}" if name else ""
+    if not matches:
+        print(f"error: no ExportPipeline{named} in the manifests given", file=sys.stderr)
+        return None
+    if len(matches) > 1:
+        found = ", ".join(f"{o.resource.namespace}/{o.resource.name}" for o, _ in matches)
         print(
-            f"error: {what} ExportPipeline{named} (name one, or use --namespace)", file=sys.stderr
+            f"error: more than one ExportPipeline{named} ({found}): choose one with its name "
+            "and --namespace",
+            file=sys.stderr,
         )
         return None
     obj, outcome = matches[0]
@@ -133,7 +138,7 @@ def cmd_preview(args: argparse.Namespace, out: TextIO) -> int:
         manifests.problems += context.problems
         manifests.secrets.update(context.secrets)
     outcomes, _ = validate_manifests(manifests)
-    pipeline = select_pipeline(manifests, outcomes, args.pipeline, None)
+    pipeline = select_pipeline(manifests, outcomes, args.pipeline, args.namespace)
     if pipeline is None:
         return 1
     workspace = next(
@@ -378,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     preview_command.add_argument("--purpose", choices=("create", "update"), default="create")
     preview_command.add_argument("--pipeline", metavar="NAME", help="when FILE holds several")
+    preview_command.add_argument("-n", "--namespace", help="its namespace, when FILE holds several")
     preview_command.set_defaults(run=cmd_preview)
 
     apply_command = commands.add_parser(
@@ -516,5 +522,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         code: int = args.run(args, out or sys.stdout)
     except StoreUnavailableError as unavailable:
         print(f"error: {unavailable}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`sluice show … | head`): nothing more to say, and nowhere to
+        # say it; stdout goes to /dev/null so that the interpreter's last flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return code

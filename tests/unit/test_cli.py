@@ -260,3 +260,48 @@ def test_bad_arguments_get_one_line_and_exit_1(
     assert (result.returncode, result.stderr.splitlines()[-1:]) == (1, [f"error: {error}"])
     assert "Traceback" not in result.stdout + result.stderr
     assert "pw-kept-secret" not in result.stdout + result.stderr
+
+
+def test_a_name_in_two_namespaces_asks_for_one_and_says_which(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # examples/ holds the demo's export-customers beside the marketing one.
+    assert run("show", "-f", str(EXAMPLES), "export-customers") == (1, "")
+    assert capsys.readouterr().err == (
+        "error: more than one ExportPipeline named 'export-customers' (demo/export-customers, "
+        "marketing/export-customers): choose one with its name and --namespace\n"
+    )
+    code, out = run("show", "-f", str(EXAMPLES), "-n", "marketing", "export-customers")
+    assert (code, json.loads(out)["name"]) == (0, "Export customers")
+    profiles = str(EXAMPLES / "profiles.jsonl")
+    code, out = run(
+        "preview", "-f", str(EXAMPLES), "--profiles", profiles, "--pipeline", "export-customers"
+    )
+    assert (code, out) == (1, "")
+    assert "choose one with its name and --namespace" in capsys.readouterr().err
+    code, out = run(
+        "preview",
+        "-f",
+        str(EXAMPLES),
+        "--profiles",
+        profiles,
+        "-n",
+        "demo",
+        "--pipeline",
+        "export-customers",
+    )
+    assert code == 0
+    assert out.count("\n") == 5
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    sluice = Path(sys.executable).parent / "sluice"
+    shown = f"{sluice} show -f {EXAMPLES} -n marketing export-customers"
+    result = subprocess.run(
+        ["bash", "-c", f'{shown} | head -1 >/dev/null; exit "${{PIPESTATUS[0]}}"'],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (result.returncode, result.stderr) == (1, "")
