@@ -49,6 +49,7 @@ NODE_COMMANDS = ("containerd", "ctr", "runc", "iptables", "ip6tables", "ip")
 NODE_READY_TIMEOUT = 120.0
 CONTAINERD_READY_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 90.0
+STALE_EXIT_TIMEOUT = 15.0
 COMMAND_TIMEOUT = 120.0
 
 #: Sysctls that the kubelet (protectKernelDefaults off) and the CNI bridge plugin set.
@@ -153,14 +154,7 @@ def host_state_file() -> Path:
 def prepare_host(state_dir: Path, service_range: str) -> HostState:
     """Record the machine, then create the bridge with the gateway address (the API server
     binds to it before any pod exists). A node left by a killed harness is cleaned first."""
-    stale = _load_host_state()
-    if stale is not None:
-        if _still_running(stale):
-            raise NodeError(
-                f"a node is running already (state in {stale.state_dir}); stop it first "
-                "(`make cluster-down`)"
-            )
-        restore_host(stale)
+    restore_after_killed_harness()
     state = HostState(
         sysctls={name: _read_sysctl(name) for name in SYSCTLS if _sysctl_path(name).exists()},
         existing_paths=[path for path in FIXED_PATHS if Path(path).exists()],
@@ -185,6 +179,25 @@ def prepare_host(state_dir: Path, service_range: str) -> HostState:
     _run("iptables", "-w", "-A", ISOLATION_CHAIN, "-i", BRIDGE, "!", "-o", BRIDGE, "-j", "DROP")
     _run("iptables", "-w", "-I", "FORWARD", "-j", ISOLATION_CHAIN)
     return state
+
+
+def restore_after_killed_harness() -> None:
+    """Put the machine back as it was before a node whose harness was killed (its state is
+    still recorded); refuse while that node's processes still run (`make cluster` up)."""
+    stale = _load_host_state()
+    if stale is None:
+        return
+    # A harness killed a moment ago: its processes get their SIGKILL from the kernel, but need
+    # a moment to be gone.
+    deadline = time.monotonic() + STALE_EXIT_TIMEOUT
+    while _still_running(stale) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _still_running(stale):
+        raise NodeError(
+            f"a node is running already (state in {stale.state_dir}); stop it first "
+            "(`make cluster-down`)"
+        )
+    restore_host(stale)
 
 
 def restore_host(state: HostState) -> None:

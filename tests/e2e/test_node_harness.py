@@ -14,7 +14,13 @@ import pytest
 
 from tests.cluster import Cluster, build, cluster_unavailable_reason, start
 from tests.e2e.conftest import require
-from tests.node import NODE_NAME, PAUSE_IMAGE, machine_snapshot, node_unavailable_reason
+from tests.node import (
+    NODE_NAME,
+    PAUSE_IMAGE,
+    machine_snapshot,
+    node_unavailable_reason,
+    restore_after_killed_harness,
+)
 from tests.operator_process import ROOT, eventually
 
 START_IN_A_CHILD = """
@@ -28,9 +34,12 @@ sys.stdin.read()  # until killed
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def binaries() -> Path:
+    """The cluster's binaries, on a machine that no killed harness left a node on (an earlier
+    test run stopped midway), so that what each test compares starts clean."""
     require("a node", cluster_unavailable_reason() or node_unavailable_reason())
+    restore_after_killed_harness()
     return build()
 
 
