@@ -4,6 +4,7 @@ application holds, what was sent, and Sluice's bookkeeping in the warehouse."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import uuid
 from typing import Any
@@ -15,12 +16,15 @@ from sluice.filters.evaluate import compile_predicate
 from sluice.filters.model import parse_filter
 from sluice.model.types import parse_type
 from sluice.model.values import decode_record
-from tests.integration.conftest import PROFILE_SCHEMA, Target
+from sluice.twins.hubspot import HubSpotTwin, serve
+from tests.integration.conftest import CUSTOMER_CODE, PROFILE_SCHEMA, TOKEN, Target
 
 WRITES = (
     "POST /crm/v3/objects/contacts/batch/create",
     "POST /crm/v3/objects/contacts/batch/update",
+    "POST /crm/v3/objects/contacts/batch/upsert",
 )
+READ = "POST /crm/v3/objects/contacts/batch/read"
 US_ONLY = {
     "logical": "and",
     "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
@@ -167,6 +171,114 @@ def test_export_modes_decide_between_create_and_update(
     assert first_name == ("First0" if mode != "CreateOnly" else "Old")
     assert ("user4@example.com" in contacts) == (mode != "UpdateOnly")
     assert len(contacts) == (2 if mode == "UpdateOnly" else 5)
+
+
+def conflicts(target: Target) -> int:
+    """How many answers of the twin were 409s."""
+    return sum(statuses.get("409", 0) for statuses in target.twin.stats()["requests"].values())
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected", "contacts_after"),
+    [
+        ("CreateOnly", {"created": 900, "alreadyInApplication": 100}, 1000),
+        ("UpdateOnly", {"updated": 100, "notInApplication": 900}, 100),
+        ("CreateOrUpdate", {"created": 900, "updated": 100}, 1000),
+    ],
+)
+def test_a_tenth_already_in_the_app_and_no_bookkeeping_costs_no_conflict(
+    target: Target, mode: str, expected: dict[str, int], contacts_after: int
+) -> None:
+    target.load(people(2000))  # 1,000 US profiles selected
+    target.twin.add_contacts(
+        [{"email": f"USER{i}@example.com", "firstname": "Old"} for i in range(0, 2000, 20)]
+    )
+
+    summary = target.export(target.config(exportMode=mode))
+
+    assert summary.outcome == "Succeeded"
+    assert {k: summary.counts[k] for k in expected} == expected
+    assert conflicts(target) == 0
+    contacts = target.contacts()
+    assert len(contacts) == contacts_after
+    kept = contacts["user20@example.com"]["properties"]["firstname"]
+    assert kept == ("Old" if mode == "CreateOnly" else "First20")
+    # A read (or nothing, for upserts) and a write per 100 profiles: 10 batches of targets.
+    sent = requests_to(target, (*WRITES, READ))
+    assert sent == {"CreateOnly": 10 + 9, "UpdateOnly": 10 + 1, "CreateOrUpdate": 10}[mode]
+
+
+@pytest.mark.parametrize("mode", ["CreateOnly", "UpdateOnly", "CreateOrUpdate"])
+def test_a_connection_pointed_at_another_account_starts_afresh_there(
+    target: Target, mode: str
+) -> None:
+    target.load(people(40))  # 20 US profiles
+    first = target.export(target.config(exportMode="CreateOrUpdate"))
+    assert first.counts["created"] == 20 and not first.notes
+    other_twin = HubSpotTwin(
+        TOKEN, custom_properties=[CUSTOMER_CODE], portal_id=4_000_001, rate_limit=False
+    )
+    other_twin.add_contacts([{"email": "user0@example.com"}, {"email": "user2@example.com"}])
+    with serve(other_twin) as url:
+        other = dataclasses.replace(target, twin=other_twin, base_url=url)
+
+        moved = other.export(other.config(exportMode=mode))
+
+        expected = {
+            "CreateOnly": {"created": 18, "alreadyInApplication": 2},
+            "UpdateOnly": {"updated": 2, "notInApplication": 18},
+            "CreateOrUpdate": {"created": 18, "updated": 2},
+        }[mode]
+        assert {k: moved.counts[k] for k in expected} == expected
+        assert moved.counts["unchanged"] == 0
+        assert len(moved.notes) == 1
+        assert "hubspot:portal/4000001 instead of hubspot:portal/62515" in moved.notes[0]
+        assert len(other.contacts()) == (2 if mode == "UpdateOnly" else 20)
+        # Back to the first account: it is new again to the bookkeeping, and nothing is lost.
+        back = target.export(target.config(exportMode="CreateOrUpdate"))
+        assert back.counts["updated"] == 20 and len(back.notes) == 1
+        assert len(target.contacts()) == 20
+
+
+def test_a_new_account_forgets_only_that_pipelines_acknowledgements(target: Target) -> None:
+    target.load(people(20))
+    moving = target.config(exportMode="CreateOrUpdate")
+    staying = dataclasses.replace(moving, pipeline_id=moving.pipeline_id + 1)
+    target.export(moving)
+    target.export(staying)
+    other_twin = HubSpotTwin(
+        TOKEN, custom_properties=[CUSTOMER_CODE], portal_id=4_000_002, rate_limit=False
+    )
+    with serve(other_twin) as url:
+        other = dataclasses.replace(target, twin=other_twin, base_url=url)
+        other.export(dataclasses.replace(moving, settings={"baseUrl": url}))
+
+    rows = target.sql(
+        "SELECT pipeline_id, COUNT(*) FROM sluice_exported_profiles GROUP BY pipeline_id "
+        "ORDER BY pipeline_id"
+    )
+    assert [tuple(row) for row in rows] == [(moving.pipeline_id, 10), (staying.pipeline_id, 10)]
+    destinations = target.sql(
+        "SELECT pipeline_id, destination FROM sluice_destinations ORDER BY pipeline_id"
+    )
+    assert [tuple(row) for row in destinations] == [
+        (moving.pipeline_id, "hubspot:portal/4000002"),
+        (staying.pipeline_id, "hubspot:portal/62515"),
+    ]
+    assert target.export(staying).counts["unchanged"] == 10
+
+
+def test_a_new_token_for_the_same_account_changes_nothing(target: Target) -> None:
+    target.load(people(20))
+    target.export(target.config(exportMode="CreateOrUpdate"))
+    target.twin.token = "pat-rotated"  # the same portal, another private-app token
+    config = target.config(exportMode="CreateOrUpdate")
+    rotated = dataclasses.replace(config, credentials={"accessToken": "pat-rotated"})
+
+    rerun = target.export(rotated)
+
+    assert rerun.outcome == "Succeeded" and not rerun.notes
+    assert (rerun.counts["unchanged"], rerun.counts["read"]) == (10, 0)
 
 
 @pytest.mark.parametrize("update_on_duplicates", [False, True])

@@ -20,6 +20,11 @@ from tests.integration.test_export import WRITES, exported_rows, people, person,
 from tests.operator_process import ROOT, eventually
 
 BY_CUSTOMER_CODE = {"in": "customer_id", "out": "contact.customer_code"}
+WRITES_AND_LOOKUPS = (
+    *WRITES,
+    "POST /crm/v3/objects/contacts/batch/read",
+    "POST /crm/v3/objects/contacts/search",
+)
 #: The ``sluice`` command of the environment running the tests.
 SLUICE = str(Path(sys.executable).parent / "sluice")
 
@@ -116,7 +121,7 @@ def test_schemas_that_no_longer_align_fail_with_the_api_message(target: Target) 
 
 def test_a_revoked_token_stops_the_run_and_keeps_only_acknowledged_state(target: Target) -> None:
     target.load(people(600))
-    target.twin.fail_next(1, 401, path="batch/create")  # stands for a token revoked mid-run
+    target.twin.fail_next(1, 401, path="batch/upsert")  # stands for a token revoked mid-run
 
     summary = target.export(target.config(exportMode="CreateOrUpdate"))
 
@@ -161,22 +166,31 @@ def test_a_create_whose_answer_is_lost_is_not_sent_twice(target: Target) -> None
     assert customer_codes(target) == sorted(str(1000 + i) for i in range(0, 300, 2))
 
 
+BY_EMAIL = {"in": "email", "out": "contact.email"}
+
+
 @pytest.mark.parametrize(
-    ("matching", "mapping"),
+    ("matching", "mapping", "mode"),
     [
-        # Looked up before creating: a non-unique property.
-        (BY_CUSTOMER_CODE, {"contact.email": "email", "contact.firstname": "first_name"}),
-        # Created first: HubSpot names the holder of an email when a create collides.
-        ({"in": "email", "out": "contact.email"}, {"contact.firstname": "first_name"}),
+        # Searched before creating: a non-unique property.
+        (
+            BY_CUSTOMER_CODE,
+            {"contact.email": "email", "contact.firstname": "first_name"},
+            "CreateOnly",
+        ),
+        # Read by email before creating.
+        (BY_EMAIL, {"contact.firstname": "first_name"}, "CreateOnly"),
+        # Upserted by email: nothing to look up.
+        (BY_EMAIL, {"contact.firstname": "first_name"}, "CreateOrUpdate"),
     ],
-    ids=["lookup-first", "create-first"],
+    ids=["search-first", "read-first", "upsert"],
 )
 def test_a_run_killed_midway_is_completed_by_the_next_without_duplicates(
-    target: Target, tmp_path: Path, matching: dict[str, str], mapping: dict[str, str]
+    target: Target, tmp_path: Path, matching: dict[str, str], mapping: dict[str, str], mode: str
 ) -> None:
     target.load(people(2000))
     manifests = write_manifests(
-        target, tmp_path, matching=matching, transformation={"mapping": mapping}
+        target, tmp_path, matching=matching, transformation={"mapping": mapping}, exportMode=mode
     )
     target.twin.set_latency(0.3)
     command = [SLUICE, "export", "-f", str(manifests), "--pipeline", "export-customers"]
@@ -189,15 +203,24 @@ def test_a_run_killed_midway_is_completed_by_the_next_without_duplicates(
     partial = target.twin.contact_count()
     assert 100 <= partial < 1000
     target.twin.set_latency(0)
+    requests_before = requests_to(target, WRITES_AND_LOOKUPS)
 
     rerun = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     summary = json.loads(rerun.stdout)
     assert summary["outcome"] == "Succeeded"
-    assert summary["counts"]["created"] + summary["counts"]["alreadyInApplication"] == 1000
-    assert summary["counts"]["alreadyInApplication"] >= partial - summary["counts"]["unchanged"]
+    counts = summary["counts"]
+    found = counts["alreadyInApplication"] + counts["updated"]  # created by the killed run
+    assert counts["created"] + found == 1000 - counts["unchanged"]
+    assert found >= partial - counts["unchanged"]
     assert target.twin.contact_count() == 1000
+    # No create refused as existing, and no more requests than a first run of what was left:
+    # a lookup and a write per 100 profiles (search pages hold 200).
+    answered = target.twin.stats()["requests"].values()
+    assert sum(statuses.get("409", 0) for statuses in answered) == 0
+    left = -(-(1000 - counts["unchanged"]) // 100)
+    assert requests_to(target, WRITES_AND_LOOKUPS) - requests_before <= 2 * left
     assert sorted(target.contacts()) == sorted(f"user{i}@example.com" for i in range(0, 2000, 2))
 
 

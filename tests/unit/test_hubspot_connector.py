@@ -337,14 +337,67 @@ def test_a_conflict_on_a_property_that_is_not_the_matching_one_fails_its_record(
     assert existing in results[0].error
 
 
-def test_only_email_conflicts_name_their_holder(twin, twin_url):
-    async def both(c: HubSpotConnector) -> tuple[bool, bool]:
-        return (
-            await c.refuses_duplicates("contact.email"),
-            await c.refuses_duplicates("contact.member_no"),
-        )
+def test_a_create_refused_whole_for_existing_emails_reads_once_and_creates_the_rest(twin, twin_url):
+    taken = twin.add_contacts([{"email": "b@example.com"}, {"email": "d@example.com"}])
+    emails = ["a@example.com", "B@example.com", "c@example.com", "d@example.com"]
+    results = with_connector(
+        twin_url[1],
+        lambda c: c.create("contact.email", [contact(k, e) for k, e in enumerate(emails)]),
+    )
+    assert [r.existing_id for r in results] == [None, taken[0], None, taken[1]]
+    assert all(r.error is None for r in results)
+    assert results[0].external_id and results[2].external_id
+    assert twin.contact_count() == 4
+    requests = twin.stats()["requests"]
+    # One whole-batch 409, one read of the batch's emails, one create of the two missing.
+    assert requests["POST /crm/v3/objects/contacts/batch/create"] == {"409": 1, "201": 1}
+    assert sum(requests["POST /crm/v3/objects/contacts/batch/read"].values()) == 1
 
-    assert with_connector(twin_url[1], both) == (True, False)
+
+def test_upsert_creates_or_updates_by_email_in_one_request(twin, twin_url):
+    (ada,) = twin.add_contacts([{"email": "ada@example.com", "firstname": "Ada"}])
+    records = [
+        contact(1, "Ada@Example.com", firstname="Augusta"),
+        contact(2, "grace@example.com", firstname="Grace"),
+        WriteRecord(3, None, {"contact": {"firstname": "No email"}}),
+    ]
+    results = with_connector(twin_url[1], lambda c: c.upsert("contact.email", records))
+    assert (results[0].external_id, results[0].created) == (ada, False)
+    assert results[1].external_id and results[1].created is True
+    assert results[2].error == 'no value of "email" to find the contact by'
+    names = {c["properties"]["email"]: c["properties"]["firstname"] for c in twin.contacts()}
+    assert names == {"ada@example.com": "Augusta", "grace@example.com": "Grace"}
+    assert twin.stats()["requests"]["POST /crm/v3/objects/contacts/batch/upsert"] == {"200": 1}
+
+
+def test_upserts_by_unique_properties_only(twin, twin_url):
+    async def which(c: HubSpotConnector) -> list[bool]:
+        return [
+            await c.upserts(path)
+            for path in ("contact.email", "contact.member_no", "contact.customer_id")
+        ]
+
+    assert with_connector(twin_url[1], which) == [True, True, False]
+
+
+def test_the_destination_identity_is_the_portal_whatever_the_token():
+    other = HubSpotTwin("pat-other", portal_id=7)
+    with serve(other) as url:
+
+        async def identity() -> str:
+            connector = HubSpotConnector({"baseUrl": url}, {"accessToken": "pat-other"})
+            try:
+                return await connector.destination_identity()
+            finally:
+                await connector.aclose()
+
+        assert asyncio.run(identity()) == "hubspot:portal/7"
+
+
+def test_a_twin_is_portal_62515_unless_told_another(twin_url):
+    assert with_connector(twin_url[1], lambda c: c.destination_identity()) == (
+        "hubspot:portal/62515"
+    )
 
 
 def test_an_invalid_value_fails_only_its_record(twin, twin_url):

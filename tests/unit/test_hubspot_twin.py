@@ -147,28 +147,108 @@ def test_creating_an_existing_email_is_a_conflict_and_creates_nothing(
     assert twice.status_code == 409
 
 
-def test_trace_ids_give_207_with_each_failure_tied_to_its_trace_id(
+def test_trace_ids_give_207_with_each_invalid_record_tied_to_its_trace_id(
     twin: HubSpotTwin, client: httpx.Client
 ) -> None:
-    create(client, {"email": "taken@example.com"})
     inputs = [
         {"properties": {"email": "ok@example.com"}, "objectWriteTraceId": "t-ok"},
         {"properties": {"email": "not-an-email"}, "objectWriteTraceId": "t-bad"},
-        {"properties": {"email": "Taken@example.com"}, "objectWriteTraceId": "t-dup"},
     ]
     response = client.post(CREATE, json={"inputs": inputs})
     assert response.status_code == 207
     body = response.json()
     assert [r["objectWriteTraceId"] for r in body["results"]] == ["t-ok"]
-    assert body["numErrors"] == 2
-    errors = {e["context"]["objectWriteTraceId"][0]: e for e in body["errors"]}
-    assert errors["t-bad"]["category"] == "VALIDATION_ERROR"
-    assert errors["t-bad"]["message"].startswith("Property values were not valid: ")
-    assert "INVALID_EMAIL" in errors["t-bad"]["message"]
-    assert errors["t-dup"]["category"] == "CONFLICT"
-    assert twin.contact_count() == 2
+    [error] = body["errors"]
+    assert body["numErrors"] == 1 and error["context"]["objectWriteTraceId"] == ["t-bad"]
+    assert error["category"] == "VALIDATION_ERROR"
+    assert error["message"].startswith("Property values were not valid: ")
+    assert "INVALID_EMAIL" in error["message"]
+    assert twin.contact_count() == 1
     all_ok = [{"properties": {"email": "x@example.com"}, "objectWriteTraceId": "t"}]
     assert client.post(CREATE, json={"inputs": all_ok}).status_code == 201
+
+
+def test_an_existing_email_refuses_a_traced_batch_whole_naming_the_first_holder(
+    twin: HubSpotTwin, client: httpx.Client
+) -> None:
+    _, second = twin.add_contacts([{"email": "one@example.com"}, {"email": "two@example.com"}])
+    inputs = [
+        {"properties": {"email": "new@example.com"}, "objectWriteTraceId": "a"},
+        {"properties": {"email": "TWO@example.com"}, "objectWriteTraceId": "b"},
+        {"properties": {"email": "one@example.com"}, "objectWriteTraceId": "c"},
+    ]
+    response = client.post(CREATE, json={"inputs": inputs})
+    assert response.status_code == 409
+    body = response.json()
+    assert (body["category"], body["message"]) == (
+        "CONFLICT",
+        f"Contact already exists. Existing ID: {second}",
+    )
+    assert "results" not in body and twin.contact_count() == 2
+    same_twice = [
+        {"properties": {"email": "twin@example.com"}, "objectWriteTraceId": "x"},
+        {"properties": {"email": "Twin@example.com"}, "objectWriteTraceId": "y"},
+    ]
+    assert client.post(CREATE, json={"inputs": same_twice}).status_code == 409
+    assert twin.contact_count() == 2
+
+
+UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+
+
+def test_batch_upsert_updates_the_holder_or_creates_and_says_which(
+    twin: HubSpotTwin, client: httpx.Client
+) -> None:
+    (ada,) = twin.add_contacts([{"email": "ada@example.com", "firstname": "Ada"}])
+    inputs = [
+        {"idProperty": "email", "id": "ADA@example.com", "properties": {"firstname": "Augusta"},
+         "objectWriteTraceId": "1"},
+        {"idProperty": "email", "id": "grace@example.com", "properties": {"firstname": "Grace"},
+         "objectWriteTraceId": "2"},
+    ]  # fmt: skip
+    response = client.post(UPSERT, json={"inputs": inputs})
+    assert response.status_code == 200
+    results = {r["objectWriteTraceId"]: r for r in response.json()["results"]}
+    assert (results["1"]["id"], results["1"]["new"]) == (ada, False)
+    assert results["2"]["new"] is True
+    assert results["2"]["properties"]["email"] == "grace@example.com"
+    contacts = {c["properties"]["email"]: c["properties"] for c in twin.contacts()}
+    assert contacts["ada@example.com"]["firstname"] == "Augusta"
+    assert contacts["grace@example.com"]["firstname"] == "Grace"
+    again = client.post(UPSERT, json={"inputs": inputs})
+    assert [r["new"] for r in again.json()["results"]] == [False, False]
+    assert twin.contact_count() == 2
+
+
+def test_batch_upsert_refusals(twin: HubSpotTwin, client: httpx.Client) -> None:
+    def upsert(*inputs: dict[str, Any]) -> httpx.Response:
+        return client.post(UPSERT, json={"inputs": list(inputs)})
+
+    twice = upsert(
+        {"idProperty": "email", "id": "a@example.com", "properties": {}},
+        {"idProperty": "email", "id": "A@example.com", "properties": {}},
+    )
+    assert twice.status_code == 400 and "Duplicate IDs" in twice.json()["message"]
+    not_unique = upsert({"idProperty": "firstname", "id": "Ada", "properties": {}})
+    assert not_unique.status_code == 400
+    traced = upsert(
+        {"idProperty": "email", "id": "ok@example.com", "properties": {},
+         "objectWriteTraceId": "1"},
+        {"idProperty": "email", "id": "b@example.com", "properties": {"date_of_birth": "soon"},
+         "objectWriteTraceId": "2"},
+    )  # fmt: skip
+    assert traced.status_code == 207
+    assert [e["context"]["objectWriteTraceId"] for e in traced.json()["errors"]] == [["2"]]
+    assert twin.contact_count() == 1
+    assert twin.stats()["creates"] == 1
+
+
+def test_account_details_give_the_portal_id(client: httpx.Client) -> None:
+    response = client.get("/account-info/v3/details")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["portalId"] == 62515 and body["accountType"] == "STANDARD"
+    assert client.get("/account-info/v3/details", headers={"Authorization": ""}).status_code == 401
 
 
 def test_more_than_100_inputs_are_refused(twin: HubSpotTwin, client: httpx.Client) -> None:

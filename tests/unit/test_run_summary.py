@@ -4,6 +4,7 @@ reports."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,16 @@ def test_a_summary_is_compact_json_in_the_documented_schema() -> None:
 
 def test_a_summary_parses_back() -> None:
     assert parse_summary(encode_summary(SUMMARY)) == SUMMARY
+
+
+def test_notes_are_written_only_when_there_are_some_and_parse_back() -> None:
+    noted = dataclasses.replace(SUMMARY, notes=("the connection now reaches another account",))
+    assert json.loads(encode_summary(noted)) == {
+        **SUMMARY_JSON,
+        "notes": ["the connection now reaches another account"],
+    }
+    assert parse_summary(encode_summary(noted)) == noted
+    assert "notes" not in json.loads(encode_summary(SUMMARY))
 
 
 def test_times_are_written_in_utc() -> None:

@@ -43,12 +43,13 @@ class WriteRecord:
 class WriteResult:
     """The application's answer for one record: the user's id, or why it was refused; or, for
     a create, the user that already holds the record's matching value (``existing_id``), when
-    the application refuses a second one (see :meth:`Connector.refuses_duplicates`)."""
+    the application refuses a second one. An upsert says whether it ``created`` the user."""
 
     key: int
     external_id: str | None = None
     error: str | None = None
     existing_id: str | None = None
+    created: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +80,15 @@ class Connector(Protocol):
         """The properties a pipeline may write, read-only ones excluded."""
         ...
 
-    async def refuses_duplicates(self, matching_path: str) -> bool:
-        """Whether the application refuses two users with the same value at ``matching_path``
-        and names the holder when a create collides: then the engine creates without looking
-        the value up first, halving the requests of a first export."""
+    async def destination_identity(self) -> str:
+        """The account the credentials reach (``hubspot:portal/62515``): what Sluice remembers
+        of past runs belongs to it, and a new one starts afresh. The same account reached
+        with another token or URL has the same identity."""
+        ...
+
+    async def upserts(self, matching_path: str) -> bool:
+        """Whether :meth:`upsert` can create or update users by their value at
+        ``matching_path`` in one call, so that users need not be looked up first."""
         ...
 
     async def lookup(self, matching_path: str, values: Sequence[str]) -> list[AppUser]:
@@ -98,6 +104,11 @@ class Connector(Protocol):
 
     async def update(self, records: Sequence[WriteRecord]) -> list[WriteResult]:
         """Update users by external id, one result per record."""
+        ...
+
+    async def upsert(self, matching_path: str, records: Sequence[WriteRecord]) -> list[WriteResult]:
+        """Update the user holding each record's value at ``matching_path``, or create one
+        (only where :meth:`upserts` says so); safe to repeat, one result per record."""
         ...
 
     async def aclose(self) -> None: ...

@@ -10,7 +10,14 @@ Endpoints (HubSpot's public documentation):
   and rate-limited apart from the rest of the API;
 * ``POST /crm/v3/objects/contacts/batch/create`` and ``.../batch/update`` — up to 100 inputs,
   each carrying ``objectWriteTraceId`` so that a 207 Multi-Status answer says which record
-  failed and why.
+  failed and why. A create colliding with an existing email refuses the *whole* batch (409
+  ``CONFLICT``, naming only the first holder): the batch's values are then read and only the
+  missing contacts are created again;
+* ``POST /crm/v3/objects/contacts/batch/upsert`` — up to 100 inputs, each naming its contact
+  by a unique property (``idProperty``, ``id``): updated when it exists, created otherwise,
+  ``new`` saying which. One request where a lookup and a write would take two, and safe to
+  repeat after a lost answer;
+* ``GET /account-info/v3/details`` — the account's ``portalId``, the destination's identity.
 
 HubSpot keeps every value as text: booleans are ``"true"``/``"false"``, numbers their decimal
 text, dates ``YYYY-MM-DD`` and datetimes ISO 8601; an empty string clears a property.
@@ -451,11 +458,19 @@ class HubSpotConnector:
             self._schema = build_schema(r for r in results if isinstance(r, Mapping))
         return self._schema
 
-    async def refuses_duplicates(self, matching_path: str) -> bool:
-        """HubSpot keeps emails unique, and a create colliding on one answers CONFLICT with
-        ``Existing ID: <id>``. (Custom unique properties are unique too, but their conflicts do
-        not name the holder in a documented form: those are looked up first.)"""
-        return (await self._field(matching_path)).name == "email"
+    async def destination_identity(self) -> str:
+        response = await self.http.request("GET", "/account-info/v3/details")
+        if response.status_code != 200:
+            raise self._unexpected("reading the account details", response)
+        portal = _json(response).get("portalId")
+        if type(portal) is not int:
+            raise ConnectorError(f"{APP} answered the account details without a portalId")
+        return f"hubspot:portal/{portal}"
+
+    async def upserts(self, matching_path: str) -> bool:
+        """Batch upsert names contacts by a unique property: email or one with
+        ``hasUniqueValue``."""
+        return (await self._field(matching_path)).unique
 
     async def _field(self, path: str) -> HubSpotField:
         field = (await self.schema()).fields.get(path)
@@ -570,6 +585,17 @@ class HubSpotConnector:
         await self._write("update", list(records), schema, results, None)
         return [results[r.key] for r in records]
 
+    async def upsert(self, matching_path: str, records: Sequence[WriteRecord]) -> list[WriteResult]:
+        schema = await self.schema()
+        field = await self._field(matching_path)
+        if not field.unique:
+            raise ConnectorError(
+                f'{APP} upserts contacts by a unique property only, and "{field.name}" is not one'
+            )
+        results: dict[int, WriteResult] = {}
+        await self._write("upsert", list(records), schema, results, _Matching(matching_path, field))
+        return [results[r.key] for r in records]
+
     async def _settle_unknown(
         self,
         matching_path: str,
@@ -629,6 +655,15 @@ class HubSpotConnector:
                     results[record.key] = WriteResult(record.key, error="no HubSpot id to update")
                     continue
                 item = {"id": record.external_id, **item}
+            elif kind == "upsert":
+                assert match is not None
+                name = match.field.name
+                if not properties.get(name):
+                    results[record.key] = WriteResult(
+                        record.key, error=f'no value of "{name}" to find the contact by'
+                    )
+                    continue
+                item = {"idProperty": name, "id": properties[name], **item}
             ready.append((record, item))
         for start in range(0, len(ready), BATCH_SIZE):
             await self._send(kind, ready[start : start + BATCH_SIZE], results, match)
@@ -646,7 +681,7 @@ class HubSpotConnector:
             "POST",
             f"/crm/v3/objects/contacts/batch/{kind}",
             json_body={"inputs": [item for _, item in batch]},
-            idempotent=kind == "update",
+            idempotent=kind != "create",
         )
         status = response.status_code
         records = [record for record, _ in batch]
@@ -655,8 +690,14 @@ class HubSpotConnector:
             return
         if status in _SPLIT_STATUSES:
             body = _json(response)
+            if kind == "create" and status == 409 and match is not None and match.field.unique:
+                left = await self._settle_existing(batch, results, match)
+                if len(left) < len(batch):
+                    await self._send(kind, left, results, match)
+                    return
             if len(batch) == 1:
-                results[records[0].key] = _refusal(body, records[0].key, match)
+                conflict_match = match if kind == "create" else None
+                results[records[0].key] = _refusal(body, records[0].key, conflict_match)
                 return
             # HubSpot refused the whole batch (nothing was written): halves find the culprit.
             half = len(batch) // 2
@@ -664,6 +705,30 @@ class HubSpotConnector:
             await self._send(kind, batch[half:], results, match)
             return
         raise self._unexpected(f"the batch {kind} of contacts", response)
+
+    async def _settle_existing(
+        self,
+        batch: list[tuple[WriteRecord, dict[str, Any]]],
+        results: dict[int, WriteResult],
+        match: _Matching,
+    ) -> list[tuple[WriteRecord, dict[str, Any]]]:
+        """After a batch create refused as a whole for an existing value (HubSpot names only
+        the first): one read of the batch's values finds every holder; their records are
+        answered with ``existing_id``, and the others are returned, to be created."""
+        name = match.field.name
+        values = [str(item["properties"].get(name, "")) for _, item in batch]
+        holders = {
+            _match_key(match.field, user.matching_value): user.external_id
+            for user in await self._read_by_unique(name, [v for v in values if v])
+        }
+        left = []
+        for (record, item), value in zip(batch, values, strict=True):
+            holder = holders.get(_match_key(match.field, value)) if value else None
+            if holder is None:
+                left.append((record, item))
+            else:
+                results[record.key] = WriteResult(record.key, existing_id=holder)
+        return left
 
     def _unexpected(self, action: str, response: httpx.Response) -> ConnectorError:
         return ConnectorError(
@@ -712,7 +777,7 @@ def _map_batch(
             if isinstance(stored, str):
                 record = by_matching_value(stored)
         if record is not None:
-            settle(WriteResult(record.key, external_id=contact_id))
+            settle(WriteResult(record.key, external_id=contact_id, created=item.get("new") is True))
     unassigned: list[str] = []
     for error in body.get("errors") or []:
         if not isinstance(error, Mapping):
@@ -725,7 +790,7 @@ def _map_batch(
             ]
         if targets:
             for target in targets:
-                settle(_refusal(error, target.key, match))
+                settle(_refusal(error, target.key, match if kind == "create" else None))
         else:
             unassigned.append(_error_text(error))
     left = [r for r in records if r.key not in answered]

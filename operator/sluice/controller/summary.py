@@ -46,6 +46,8 @@ class RunSummary:
     counts: Mapping[str, int]
     error: str | None = None
     error_samples: tuple[ErrorSample, ...] = ()
+    #: What the run did differently from usual, and why (a new destination account).
+    notes: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,7 +91,7 @@ def _fits(summary: RunSummary) -> bool:
 
 
 def _json(summary: RunSummary) -> str:
-    document = {
+    document: dict[str, Any] = {
         "version": SUMMARY_VERSION,
         "outcome": summary.outcome,
         "startedAt": timestamp_text(summary.started_at),
@@ -98,6 +100,8 @@ def _json(summary: RunSummary) -> str:
         "error": summary.error,
         "errorSamples": [sample_json(sample) for sample in summary.error_samples],
     }
+    if summary.notes:
+        document["notes"] = list(summary.notes)
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -161,6 +165,7 @@ def _summary_from_json(data: Any) -> RunSummary:
         error_samples=tuple(
             _sample_from_json(sample) for sample in _typed(_member(document, "errorSamples"), list)
         ),
+        notes=tuple(_typed(note, str) for note in _typed(document.get("notes", []), list)),
     )
 
 

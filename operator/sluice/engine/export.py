@@ -187,6 +187,10 @@ class _Reporter:
     def finish(self, summary: RunSummary) -> None:
         if self.tty:
             self.err.write("\n")
+            for note in summary.notes:
+                self.err.write(f"note: {note}\n")
             self.err.flush()
         else:
+            for note in summary.notes:
+                self._log("note", message=note)
             self._log("run finished", outcome=summary.outcome, error=summary.error)

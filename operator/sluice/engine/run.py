@@ -8,7 +8,12 @@ warehouse read instead of filling memory::
 What Sluice records as exported is written only after the application acknowledged it; a run
 that stops half-way (a crash, a revoked token, a 5xx storm) leaves the unacknowledged profiles
 to the next run, which matches each of them by its matching value before anything is created
-again: by a lookup, or by the application's own refusal of a second user with that value.
+again: an upsert by that value where the application has one, a lookup otherwise. No create is
+sent for a profile whose user could have been found.
+
+What Sluice remembers belongs to one destination account (the connector's identity): a run that
+finds the pipeline pointed at another account forgets the old account's acknowledgements first,
+so every selected profile is matched and written there.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class _Pending:
     #: Writes still unanswered (one per matched user when updating duplicates).
     waiting: int = 1
     failed: bool = False
+    #: Sent as an upsert: the answer tells whether it created or updated.
+    upsert: bool = False
 
     @property
     def profile_id(self) -> str:
@@ -109,6 +116,10 @@ class _Pending:
 class _Batches:
     creates: list[WriteRecord] = field(default_factory=list)
     updates: list[WriteRecord] = field(default_factory=list)
+    upserts: list[WriteRecord] = field(default_factory=list)
+
+    def by_kind(self) -> tuple[tuple[str, list[WriteRecord]], ...]:
+        return (("create", self.creates), ("update", self.updates), ("upsert", self.upserts))
 
 
 class ExportRun:
@@ -145,7 +156,10 @@ class ExportRun:
         self._found: dict[str, list[str]] = {}
         #: The first error that ended the writes; the reading loop stops on it.
         self._fatal: BaseException | None = None
-        self._create_first = False
+        #: Profiles without a known user are upserted instead of looked up and then written.
+        self._upsert = False
+        #: Why the pipeline's past acknowledgements were forgotten, if they were.
+        self._notes: list[str] = []
         self._mapping: CompiledMapping | None = None
         self._conflicts: list[tuple[_Candidate, str]] = []
         #: Why the run was asked to stop early (a signal's name), if it was.
@@ -204,17 +218,20 @@ class ExportRun:
             )
         except MappingError as err:
             raise RunError(f"the mapping cannot be compiled: {err}") from None
-        # Where the application refuses a second user with the same matching value, a create
-        # needs no lookup first: a conflict names the user that holds the value.
-        self._create_first = config.export_mode != "UpdateOnly" and (
-            await self.connector.refuses_duplicates(config.matching_out)
+        # One upsert per 100 profiles instead of a lookup and a write; only where the record
+        # sent is the same whether it creates or updates.
+        self._upsert = (
+            config.export_mode == "CreateOrUpdate"
+            and _purpose_free(config.out_schema)
+            and await self.connector.upserts(config.matching_out)
         )
+        await self._check_identity()
         shared, to_read = await self._count(selection)
         self._raise_stopped()
         if not to_read:
             return  # nothing new, changed or failed: nothing is read, nothing is sent
         builder = ProfileBuilder(config.in_schema, selection.input_paths, selection.dialect)
-        writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None] = asyncio.Queue(
+        writes: asyncio.Queue[tuple[str, list[WriteRecord]] | None] = asyncio.Queue(
             maxsize=self.concurrency * 2
         )
         writers = [asyncio.create_task(self._writer(writes)) for _ in range(self.concurrency)]
@@ -303,6 +320,20 @@ class ExportRun:
                 f"in the output schema, {err}. Please review and update the pipeline before "
                 "attempting to export the users."
             ) from None
+
+    async def _check_identity(self) -> None:
+        """Keep the bookkeeping to the account the connection reaches: a new one makes this a
+        full run, and says so."""
+        identity = await self.connector.destination_identity()
+        previous = await asyncio.to_thread(
+            self.warehouse.claim_destination, self.config.pipeline_id, identity
+        )
+        if previous is not None and previous != identity:
+            self._notes.append(
+                f"the connection now reaches {identity} instead of {previous}: what was sent "
+                f"to {previous} does not count there, so every selected profile is matched and "
+                "written again"
+            )
 
     async def _count(self, selection: ProfileSelection) -> tuple[list[str], int]:
         """Counts the selected profiles and stages the candidates (new or changed, and the
@@ -422,7 +453,7 @@ class ExportRun:
                 for c in candidates
                 if c.known_ids is None and c.matching_text not in self._shared
             }
-            if not self._create_first
+            if not self._upsert
             else ()
         )
         self._found = {}
@@ -454,6 +485,9 @@ class ExportRun:
             return
         ids = candidate.known_ids
         if ids is None:
+            if self._upsert:
+                self._submit(candidate, [], _CREATE, batches, upsert=True)
+                return
             ids = self._found.get(candidate.matching_text, [])
         mode = config.export_mode
         if ids and mode == "CreateOnly":
@@ -474,9 +508,16 @@ class ExportRun:
         self._submit(candidate, ids, _UPDATE if ids else _CREATE, batches)
 
     def _submit(
-        self, candidate: _Candidate, ids: list[str], purpose: Purpose, batches: _Batches
+        self,
+        candidate: _Candidate,
+        ids: list[str],
+        purpose: Purpose,
+        batches: _Batches,
+        *,
+        upsert: bool = False,
     ) -> None:
-        """Transform the profile for ``purpose`` and queue its write (one update per id)."""
+        """Transform the profile for ``purpose`` and queue its write (one update per id; an
+        upsert is transformed as a create, which :func:`_purpose_free` makes the same)."""
         config, pid = self.config, candidate.profile_id
         out_matching = self._out_matching
         try:
@@ -504,9 +545,10 @@ class ExportRun:
             )
             self._fail(step, pid, None, err.step, err.message)
             return
-        pending = _Pending(candidate, list(ids), purpose, waiting=max(1, len(ids)))
+        pending = _Pending(candidate, list(ids), purpose, waiting=max(1, len(ids)), upsert=upsert)
         if purpose is _CREATE:
-            batches.creates.append(self._record(pending, None, record))
+            queue = batches.upserts if upsert else batches.creates
+            queue.append(self._record(pending, None, record))
         else:
             for external_id in ids:
                 batches.updates.append(self._record(pending, external_id, record))
@@ -520,19 +562,19 @@ class ExportRun:
     async def _send_full(
         self,
         batches: _Batches,
-        writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None],
+        writes: asyncio.Queue[tuple[str, list[WriteRecord]] | None],
         everything: bool = False,
     ) -> None:
         size = self.connector.batch_size
-        for creating, records in ((True, batches.creates), (False, batches.updates)):
+        for kind, records in batches.by_kind():
             while len(records) >= size or (everything and records):
                 batch = records[:size]
                 del records[:size]
-                await writes.put((creating, batch))
+                await writes.put((kind, batch))
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def _writer(self, writes: asyncio.Queue[tuple[bool, list[WriteRecord]] | None]) -> None:
+    async def _writer(self, writes: asyncio.Queue[tuple[str, list[WriteRecord]] | None]) -> None:
         """Sends batches until told to stop. After a fatal error or a request to stop it keeps
         taking batches without sending them, so the reading loop never waits on a full queue."""
         while (item := await writes.get()) is not None:
@@ -544,11 +586,14 @@ class ExportRun:
             finally:
                 writes.task_done()
 
-    async def _write(self, creating: bool, records: list[WriteRecord]) -> None:
-        if creating:
-            results = await self.connector.create(self.config.matching_out, records)
+    async def _write(self, kind: str, records: list[WriteRecord]) -> None:
+        connector, matching = self.connector, self.config.matching_out
+        if kind == "create":
+            results = await connector.create(matching, records)
+        elif kind == "upsert":
+            results = await connector.upsert(matching, records)
         else:
-            results = await self.connector.update(records)
+            results = await connector.update(records)
         self._answered(records, results)
 
     def _raise_fatal(self) -> None:
@@ -574,6 +619,8 @@ class ExportRun:
                     self._fail("failed", pending.profile_id, record.external_id, "Finalize", error)
             elif record.external_id is None and result is not None and result.external_id:
                 pending.external_ids = [result.external_id]
+                if pending.upsert and not result.created:
+                    pending.purpose = _UPDATE
             pending.waiting -= 1
             if pending.waiting == 0 and not pending.failed:
                 self.counts["created" if pending.purpose is _CREATE else "updated"] += 1
@@ -684,6 +731,7 @@ class ExportRun:
             counts=counts,
             error=error,
             error_samples=tuple((self.samples + self._unmatchable)[:SAMPLE_LIMIT]),
+            notes=tuple(self._notes),
         )
 
 
@@ -697,6 +745,16 @@ def _existing_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _purpose_free(schema: Type) -> bool:
+    """Whether a record transformed for creation is the one an update would send: no property
+    is required for one purpose and not the other."""
+    if schema.element_type is not None and not _purpose_free(schema.element_type):
+        return False
+    return all(
+        p.create_required == p.update_required and _purpose_free(p.type) for p in schema.properties
+    )
 
 
 def _without(schema: Type, path: str) -> Type:

@@ -43,12 +43,15 @@ from sluice.twins.hubspot_state import ContactStore, decode_state
 #: Free and Starter accounts' private apps: 100 requests per 10 s, 250,000 per day.
 DEFAULT_BURST = 100
 DEFAULT_DAILY = 250_000
+#: The account (HubSpot's "portal", or Hub ID) a twin is, unless told another.
+DEFAULT_PORTAL_ID = 62515
 #: How often a served twin with a state file saves its contacts, when they changed.
 SAVE_SECONDS = 2.0
 
 __all__ = [
     "DEFAULT_BURST",
     "DEFAULT_DAILY",
+    "DEFAULT_PORTAL_ID",
     "SAVE_SECONDS",
     "HubSpotTwin",
     "PropertyDefinition",
@@ -69,6 +72,7 @@ class HubSpotTwin:
     in the shape of HubSpot's property API (``{"name": "customer_id", "type": "string",
     "fieldType": "text", "hasUniqueValue": true}``). ``rate_limit`` False turns every limit
     off (benchmarks); ``burst`` is the requests allowed per rolling 10 s, ``daily`` per day.
+    ``portal_id`` is the account's id, as ``GET /account-info/v3/details`` gives it.
     The state is guarded by one lock, so the Python API may be used from any thread while the
     server runs.
 
@@ -87,12 +91,14 @@ class HubSpotTwin:
         burst: int = DEFAULT_BURST,
         daily: int = DEFAULT_DAILY,
         state_path: str | Path | None = None,
+        portal_id: int = DEFAULT_PORTAL_ID,
     ) -> None:
         definitions = [
             p if isinstance(p, PropertyDefinition) else PropertyDefinition.from_json(p)
             for p in custom_properties
         ]
         self._token = token
+        self.portal_id = portal_id
         self.token: str | None = token
         self.state_path = None if state_path is None else Path(state_path)
         if self.state_path is not None and self.state_path.exists():
@@ -356,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="requests per 10 s")
     parser.add_argument("--daily", type=int, default=DEFAULT_DAILY, help="requests per day")
     parser.add_argument("--state", metavar="FILE", help="keep the contacts in FILE across runs")
+    parser.add_argument(
+        "--portal-id", type=int, default=DEFAULT_PORTAL_ID, help="the account's id (Hub ID)"
+    )
     args = parser.parse_args(argv)
     try:
         twin = HubSpotTwin(
@@ -364,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             burst=args.burst,
             daily=args.daily,
             state_path=args.state,
+            portal_id=args.portal_id,
         )
     except TwinStateError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -112,6 +112,20 @@ def _list(twin: HubSpotTwin, request: Request, body: Any) -> Answer:
     return twin.store.list_page(query.get("limit"), query.get("after"), _properties_of(request))
 
 
+def _account_details(twin: HubSpotTwin, request: Request, body: Any) -> Answer:
+    return 200, {
+        "portalId": twin.portal_id,
+        "accountType": "STANDARD",
+        "timeZone": "US/Eastern",
+        "companyCurrency": "USD",
+        "additionalCurrencies": [],
+        "utcOffset": "-05:00",
+        "utcOffsetMilliseconds": -18_000_000,
+        "uiDomain": "app.hubspot.com",
+        "dataHostingLocation": "na1",
+    }
+
+
 def _routes() -> list[Route]:
     objects = "/crm/v3/objects/{object_type}"
     contacts = "/crm/v3/objects/contacts"
@@ -145,6 +159,13 @@ def _routes() -> list[Route]:
             lambda t, r, b: t.store.batch_update(b),
             "POST",
         ),
+        route(
+            objects + "/batch/upsert",
+            contacts + "/batch/upsert",
+            lambda t, r, b: t.store.batch_upsert(b),
+            "POST",
+        ),
+        route("/account-info/v3/details", "/account-info/v3/details", _account_details, "GET"),
         route(
             objects + "/search",
             contacts + "/search",

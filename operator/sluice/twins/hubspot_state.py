@@ -331,6 +331,67 @@ class ContactStore:
                 return _Failure(409, "CONFLICT", f"Contact already exists. Existing ID: {holder}")
         return None
 
+    def _insert(self, contact_id: int, values: dict[str, str], stamp: str) -> Contact:
+        """A new contact holding ``values`` (the dict becomes its properties)."""
+        values["hs_object_id"] = str(contact_id)
+        values["createdate"] = stamp
+        values["lastmodifieddate"] = stamp
+        contact = Contact(contact_id, values, stamp)
+        self.contacts[contact_id] = contact
+        self.ids.append(contact_id)
+        for name in self.unique_names:
+            value = values.get(name)
+            if value is not None:
+                self.unique[name][value] = contact_id
+        return contact
+
+    def _modify(
+        self, contact: Contact, values: dict[str, str], cleared: list[str], stamp: str
+    ) -> None:
+        props = contact.properties
+        for name in cleared:
+            old = props.pop(name, None)
+            if old is not None and name in self.unique:
+                self.unique[name].pop(old, None)
+        for name, value in values.items():
+            if name in self.unique:
+                old = props.get(name)
+                if old is not None and old != value:
+                    self.unique[name].pop(old, None)
+                self.unique[name][value] = contact.id
+            props[name] = value
+        props["lastmodifieddate"] = stamp
+        contact.updated_at = stamp
+
+    def _admit(
+        self,
+        values: Mapping[str, str],
+        records: list[dict[str, Any]],
+        own: int,
+        pending: dict[str, dict[str, int]],
+        where: tuple[int, list[tuple[int, _Failure]], bool],
+    ) -> Answer | bool:
+        """One input of a create or upsert, to be written as contact ``own``: a value another
+        contact holds refuses the whole batch (the answer; HubSpot never answers a 207 for a
+        conflict), an invalid value fails the input (False; the whole batch without trace
+        ids), else its unique values are reserved for ``own`` (True). ``where`` is the
+        input's position, the failures so far and whether the inputs carry trace ids."""
+        conflict = self._conflict(values, pending, own)
+        if conflict is not None:
+            return conflict.whole_batch()
+        position, failures, traced = where
+        if records:
+            failure = _Failure(400, "VALIDATION_ERROR", _invalid_message(records), records)
+            if not traced:
+                return failure.whole_batch()
+            failures.append((position, failure))
+            return False
+        for name in self.unique_names:
+            value = values.get(name)
+            if value is not None:
+                pending[name][value] = own
+        return True
+
     # -- endpoints --------------------------------------------------------------------------
 
     def properties_json(self) -> Answer:
@@ -349,41 +410,17 @@ class ContactStore:
         next_id = self.next_id
         for position, item in enumerate(inputs):
             values, _, records = self._normalize(item.get("properties"))
-            failure: _Failure | None = None
-            if records:
-                failure = _Failure(400, "VALIDATION_ERROR", _invalid_message(records), records)
-            else:
-                failure = self._conflict(values, pending, None)
-            if failure is not None:
-                if not traced:
-                    return failure.whole_batch()
-                failures.append((position, failure))
+            admitted = self._admit(values, records, next_id, pending, (position, failures, traced))
+            if isinstance(admitted, tuple):
+                return admitted
+            if not admitted:
                 continue
-            for name in self.unique_names:
-                value = values.get(name)
-                if value is not None:
-                    pending[name][value] = next_id
             accepted.append((position, next_id, values))
             next_id += 1
         results = []
         for position, contact_id, values in accepted:
-            props = values
-            props["hs_object_id"] = str(contact_id)
-            props["createdate"] = stamp
-            props["lastmodifieddate"] = stamp
-            contact = Contact(contact_id, props, stamp)
-            self.contacts[contact_id] = contact
-            self.ids.append(contact_id)
-            for name in self.unique_names:
-                value = props.get(name)
-                if value is not None:
-                    self.unique[name][value] = contact_id
-            result = contact.to_json(copy=False)
-            if traced:
-                trace = inputs[position].get("objectWriteTraceId")
-                if trace is not None:
-                    result["objectWriteTraceId"] = str(trace)
-            results.append(result)
+            contact = self._insert(contact_id, values, stamp)
+            results.append(_result(contact, inputs[position]))
         self.next_id = next_id
         self.creates += len(accepted)
         self.revision += 1
@@ -440,26 +477,72 @@ class ContactStore:
             accepted.append((position, contact, values, cleared))
         results = []
         for position, contact, values, cleared in accepted:
-            props = contact.properties
-            for name in cleared:
-                old = props.pop(name, None)
-                if old is not None and name in self.unique:
-                    self.unique[name].pop(old, None)
-            for name, value in values.items():
-                if name in self.unique:
-                    old = props.get(name)
-                    if old is not None and old != value:
-                        self.unique[name].pop(old, None)
-                    self.unique[name][value] = contact.id
-                props[name] = value
-            props["lastmodifieddate"] = stamp
-            contact.updated_at = stamp
-            result = contact.to_json(copy=False)
-            trace = inputs[position].get("objectWriteTraceId")
-            if trace is not None:
-                result["objectWriteTraceId"] = str(trace)
-            results.append(result)
+            self._modify(contact, values, cleared, stamp)
+            results.append(_result(contact, inputs[position]))
         self.updates += len(accepted)
+        self.revision += 1
+        errors = [f.for_input(str(inputs[p].get("objectWriteTraceId", ""))) for p, f in failures]
+        return (207 if errors else 200), self._batch(results, errors, stamp)
+
+    def batch_upsert(self, body: Any) -> Answer:
+        """Each input names a contact by the value (``id``) of a unique property
+        (``idProperty``): the contact holding it is updated, or one is created with it. Every
+        result says which with ``new``. Conflicts and duplicate ids refuse the whole batch."""
+        inputs = self._inputs(body)
+        if isinstance(inputs, tuple):
+            return inputs
+        stamp = format_datetime_ms(_now_ms())
+        traced = any("objectWriteTraceId" in i for i in inputs)
+        pending: dict[str, dict[str, int]] = {name: {} for name in self.unique_names}
+        planned: list[tuple[int, Contact | None, dict[str, str], list[str]]] = []
+        failures: list[tuple[int, _Failure]] = []
+        named: set[tuple[str, str]] = set()
+        next_id = self.next_id
+        for position, item in enumerate(inputs):
+            id_property, raw_id = item.get("idProperty"), item.get("id")
+            if id_property not in self.unique:
+                return 400, error_body(
+                    "VALIDATION_ERROR",
+                    f"{id_property} is not a unique property of CONTACT objects: an upsert "
+                    "needs idProperty",
+                )
+            if not isinstance(raw_id, str) or raw_id.strip() == "":
+                return 400, error_body("VALIDATION_ERROR", "every input of an upsert needs an id")
+            values, cleared, records = self._normalize(item.get("properties"))
+            prop, normalize = self._writable[id_property]
+            try:
+                id_value = normalize(prop, raw_id)
+            except InvalidValue as refused:
+                records.append(invalid_record(id_property, refused.code, refused.message))
+                id_value = raw_id
+            if (id_property, id_value) in named:
+                return 400, error_body(
+                    "VALIDATION_ERROR",
+                    f"Duplicate IDs found in batch input: [{raw_id}]. IDs must be unique",
+                )
+            named.add((id_property, id_value))
+            contact = self._lookup(id_property, id_value)
+            values.setdefault(id_property, id_value)
+            own = next_id if contact is None else contact.id
+            admitted = self._admit(values, records, own, pending, (position, failures, traced))
+            if isinstance(admitted, tuple):
+                return admitted
+            if not admitted:
+                continue
+            if contact is None:
+                next_id += 1
+            planned.append((position, contact, values, cleared))
+        results = []
+        for position, existing, values, cleared in planned:
+            if existing is None:
+                written = self._insert(self.next_id, values, stamp)
+                self.next_id += 1
+                self.creates += 1
+            else:
+                written = existing
+                self._modify(existing, values, cleared, stamp)
+                self.updates += 1
+            results.append({**_result(written, inputs[position]), "new": existing is None})
         self.revision += 1
         errors = [f.for_input(str(inputs[p].get("objectWriteTraceId", ""))) for p, f in failures]
         return (207 if errors else 200), self._batch(results, errors, stamp)
@@ -538,6 +621,15 @@ class ContactStore:
             created.extend(r["id"] for r in answer["results"])
             self.creates -= len(start)
         return created
+
+
+def _result(contact: Contact, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A written contact as a batch answer lists it, with the input's ``objectWriteTraceId``."""
+    result = contact.to_json(copy=False)
+    trace = given.get("objectWriteTraceId")
+    if trace is not None:
+        result["objectWriteTraceId"] = str(trace)
+    return result
 
 
 def _chunks(rows: list[Mapping[str, Any]], size: int) -> Iterable[list[Mapping[str, Any]]]:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sluice.filters.sql import Dialect
-from sluice.warehouses.queries import BOOKKEEPING_VERSION, VERSION_TABLE, bookkeeping_ddl
+from sluice.warehouses.queries import (
+    BOOKKEEPING_VERSION,
+    VERSION_TABLE,
+    bookkeeping_ddl,
+    forget_acknowledgements,
+    record_destination,
+    recorded_destination,
+)
 
 Row = tuple[Any, ...]
 
@@ -78,6 +86,24 @@ class Warehouse(ABC):
                 f"the warehouse's Sluice tables are at version {version}, newer than this "
                 f"Sluice knows ({BOOKKEEPING_VERSION}): upgrade Sluice"
             )
+        elif version < BOOKKEEPING_VERSION:  # the DDL above brought the layout forward
+            self.execute(f"UPDATE {VERSION_TABLE} SET version = {BOOKKEEPING_VERSION}")
+
+    def claim_destination(self, pipeline_id: int, destination: str) -> str | None:
+        """Make ``destination`` the account the pipeline's acknowledgements belong to; return
+        the one recorded before (None on a first run, or bookkeeping older than destinations,
+        which is taken to be this one's). When it was another, its acknowledgements are
+        deleted first: a crash in between leaves the old destination recorded, never old
+        acknowledgements believed for the new one."""
+        rows = self.execute(recorded_destination(self.dialect), [pipeline_id])
+        previous: str | None = rows[0][0] if rows else None
+        if previous == destination:
+            return previous
+        if previous is not None:
+            self.execute(forget_acknowledgements(self.dialect), [pipeline_id])
+        now = datetime.now(UTC).replace(tzinfo=None)
+        self.execute(record_destination(self.dialect), [pipeline_id, destination, now])
+        return previous
 
 
 def open_warehouse(kind: str, *, dsn: str | None = None, path: str | None = None) -> Warehouse:

@@ -25,11 +25,14 @@ from sluice.model.types import Type, column_name, leaf_paths
 EXPORTED_TABLE = "sluice_exported_profiles"
 ERRORS_TABLE = "sluice_run_errors"
 VERSION_TABLE = "sluice_schema_version"
+#: The destination account each pipeline's acknowledgements belong to.
+DESTINATIONS_TABLE = "sluice_destinations"
 #: A run's candidates, in a temporary table of the reading connection's session.
 CANDIDATES_TABLE = "sluice_candidates"
 #: Version of the bookkeeping tables' layout; a newer one is migrated forward by
-#: :func:`bookkeeping_ddl`'s statements, an unknown later one is refused.
-BOOKKEEPING_VERSION = 1
+#: :func:`bookkeeping_ddl`'s statements, an unknown later one is refused. Version 2 added
+#: :data:`DESTINATIONS_TABLE`.
+BOOKKEEPING_VERSION = 2
 
 _PLACEHOLDER = {"postgresql": "%s", "duckdb": "?"}
 # DuckDB's hash() is unsigned 64-bit, PostgreSQL's hash_record_extended() signed.
@@ -59,6 +62,10 @@ def bookkeeping_ddl(dialect: Dialect) -> list[str]:
             step TEXT NOT NULL,
             message TEXT NOT NULL,
             occurred_at {_TIMESTAMP} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {DESTINATIONS_TABLE} (
+            pipeline_id BIGINT PRIMARY KEY,
+            destination TEXT NOT NULL,
+            recorded_at {_TIMESTAMP} NOT NULL)""",
     ]
 
 
@@ -225,6 +232,29 @@ def acknowledged_any(dialect: Dialect) -> str:
     return (
         f"SELECT COUNT(*) FROM (SELECT 1 FROM {EXPORTED_TABLE} "
         f"WHERE pipeline_id = {_PLACEHOLDER[dialect]} LIMIT 1) AS acknowledged"
+    )
+
+
+def recorded_destination(dialect: Dialect) -> str:
+    """The destination a pipeline's (the parameter) acknowledgements belong to: zero or one
+    row."""
+    return (
+        f"SELECT destination FROM {DESTINATIONS_TABLE} WHERE pipeline_id = {_PLACEHOLDER[dialect]}"
+    )
+
+
+def forget_acknowledgements(dialect: Dialect) -> str:
+    """Delete what was acknowledged for one pipeline (the parameter), and nothing else."""
+    return f"DELETE FROM {EXPORTED_TABLE} WHERE pipeline_id = {_PLACEHOLDER[dialect]}"
+
+
+def record_destination(dialect: Dialect) -> str:
+    """Set a pipeline's destination. Parameters: pipeline id, destination, time (UTC)."""
+    ph = _PLACEHOLDER[dialect]
+    return (
+        f"INSERT INTO {DESTINATIONS_TABLE} (pipeline_id, destination, recorded_at) "
+        f"VALUES ({ph}, {ph}, {ph}) ON CONFLICT (pipeline_id) DO UPDATE SET "
+        f"destination = excluded.destination, recorded_at = excluded.recorded_at"
     )
 
 
