@@ -10,8 +10,8 @@ its start to its exit (interpreter start-up included: that is what a CronJob pod
 resident memory read from ``wait4``.
 
 The HubSpot connector paces itself to HubSpot's documented private-app limit (18 requests/s,
-burst 10: 190 per rolling 10 s), which caps a first export at about 900 profiles/s (a lookup and
-a create per 100 profiles) whatever the engine does. To measure the engine rather than that
+burst 10: 190 per rolling 10 s), which caps a first export at about 1,900 profiles/s (one upsert
+per 100 profiles) whatever the engine does. To measure the engine rather than that
 sleep, the child lifts the connector's client-side limit (``sluice.apps.hubspot.RATE_LIMIT``,
 same concurrency) before running the ``sluice`` command; ``--hubspot-rate-limit`` keeps it
 (then a million profiles take about ten minutes for the first export alone).
