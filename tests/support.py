@@ -208,7 +208,8 @@ def seed_with_function(language: str) -> str:
     )
     function = (
         f"    function:\n      language: {language}\n      source: 'transform'\n"
-        "      inPaths: [first_name]\n      outPaths: [contact.firstname]\n"
+        "      inPaths: [first_name, last_name]\n"
+        "      outPaths: [contact.firstname, contact.lastname]\n"
     )
     text = (EXAMPLES / "seed-pipeline.yaml").read_text(encoding="utf-8")
     assert mapping in text

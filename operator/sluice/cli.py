@@ -174,12 +174,15 @@ def cmd_apply(args: argparse.Namespace, out: TextIO) -> int:
             out.write(problem.text() + "\n")
         print("nothing applied: fix the manifests first", file=sys.stderr)
         return 1
-    from sluice.reconcile import apply  # noqa: PLC0415 - see the note at DEFAULT_STORE
-    from sluice.store import Store  # noqa: PLC0415
+    from sluice.reconcile import NothingToPruneError, apply, apply_set_of  # noqa: PLC0415
+    from sluice.store import Store  # noqa: PLC0415 - see the note at DEFAULT_STORE
 
     store = Store(args.store)
     try:
-        applied = apply(store, manifests, INSTALLED, prune=args.prune)
+        applied = apply(store, manifests, INSTALLED, apply_set_of(args.file), prune=args.prune)
+    except NothingToPruneError as refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     for item in applied:
@@ -199,7 +202,7 @@ def cmd_api(args: argparse.Namespace, out: TextIO) -> int:
         from sluice.api import serve  # noqa: PLC0415 - see the note at DEFAULT_STORE
 
         serve(args.store, args.listen, admin_api_keys())
-    except ValueError as err:  # a malformed --listen or admin key
+    except ValueError as err:  # a malformed or busy --listen, a malformed admin key
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -227,7 +230,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
                 namespaces=args.watch_namespace,
             )
         )
-    except ValueError as err:  # a malformed setting
+    except ValueError as err:  # a malformed setting, a busy --api-listen
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0
@@ -256,7 +259,7 @@ def cmd_local(args: argparse.Namespace, out: TextIO) -> int:
                 out=out,
             )
         )
-    except ValueError as err:  # a malformed --listen
+    except ValueError as err:  # a malformed or busy --listen
         print(f"error: {err}", file=sys.stderr)
         return 1
 
@@ -390,13 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
         "apply",
         help="validate manifests and save them into the store",
         description="Validate manifests against the store's state and save them; an invalid new "
-        "version is recorded beside the last valid one, which stays in force. Exit 1 when any "
-        "object is invalid.",
+        "version is recorded beside the last valid one, which stays in force. The objects "
+        "belong to the paths given (their apply set) until other paths apply them. Exit 1 when "
+        "any object is invalid.",
     )
     apply_command.add_argument("-f", "--file", action="append", required=True, metavar="PATH")
     add_store_option(apply_command)
     apply_command.add_argument(
-        "--prune", action="store_true", help="remove stored objects the manifests no longer hold"
+        "--prune",
+        action="store_true",
+        help="remove the stored objects these same paths applied and no longer hold (objects "
+        "other paths or the operator applied stay); manifests without any Sluice object prune "
+        "nothing and exit 1",
     )
     apply_command.set_defaults(run=cmd_apply)
 
@@ -414,9 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     local_command = commands.add_parser(
         "local",
         help="apply and watch manifests, serve the API, run the pipelines on their schedules",
-        description="Local mode: apply the manifests under PATH to the store and keep watching "
-        "them, serve the read-only API, and run every enabled pipeline on its schedule as a "
-        "child `sluice export` (as the operator's CronJobs do). Ctrl-C stops cleanly.",
+        description="Local mode: apply the manifests under PATH to the store (pruning what these "
+        "same paths applied and no longer hold) and keep watching them, serve the read-only "
+        "API, and run every enabled pipeline on its schedule as a child `sluice export` (as the "
+        "operator's CronJobs do). Ctrl-C stops cleanly.",
     )
     local_command.add_argument("paths", nargs="+", metavar="PATH")
     add_store_option(local_command)

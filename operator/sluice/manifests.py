@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sluice.model.errors import Location
+from sluice.model.errors import Location, did_you_mean
 from sluice.model.resources import KINDS, Resource
 from sluice.model.specs import API_GROUP, GROUP_VERSION
 
@@ -23,9 +23,22 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 DEFAULT_NAMESPACE = "default"
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
 _TOP_LEVEL_KEYS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
-# libyaml's parser is ten times faster than the pure-Python one and gives the same nodes and
-# marks; PyYAML's wheels ship it, a source build may not.
-_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _kubectl_loader() -> type[yaml.SafeLoader]:
+    """A YAML loader that reads scalars as kubectl does (sigs.k8s.io/yaml, YAML 1.1): an
+    unquoted ``yes``, ``no``, ``on``, ``off`` and, unlike PyYAML, ``y`` and ``n`` (in their
+    case variants) are booleans, so a manifest means here what ``kubectl apply`` stores."""
+    # libyaml's parser is ten times faster than the pure-Python one and gives the same nodes
+    # and marks; PyYAML's wheels ship it, a source build may not.
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    bool_values = {**base.bool_values, "y": True, "n": False}
+    loader: type[yaml.SafeLoader] = type("KubectlLoader", (base,), {"bool_values": bool_values})
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile("^(?:y|Y|n|N)$"), "yYnN")
+    return loader
+
+
+_LOADER = _kubectl_loader()
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,8 @@ class Document:
     line: int
     data: Any
     lines: Mapping[Location, int] = field(default_factory=dict)
+    #: Where the document is inside a List (``items[2]``); empty for a document of its own.
+    position: str = ""
 
     def line_of(self, location: Location) -> int:
         """The line of the member at ``location``, or of its nearest enclosing member."""
@@ -44,6 +59,20 @@ class Document:
             if line is not None:
                 return line
         return self.line
+
+    def items(self) -> Iterator[Document]:
+        """The documents of a List (``kubectl get -o yaml`` prints one), each with its lines."""
+        items = self.data["items"]
+        lines: list[dict[Location, int]] = [{} for _ in items]
+        for location, line in self.lines.items():
+            if len(location) >= 2 and location[0] == "items":
+                index = location[1]
+                assert isinstance(index, int)
+                lines[index][location[2:]] = line
+        for index, item in enumerate(items):
+            position = f"{self.position}.items[{index}]" if self.position else f"items[{index}]"
+            start = self.line_of(("items", index))
+            yield Document(self.file, start, item, lines[index], position)
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,12 @@ class Manifests:
 
 
 def manifest_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """The files named, and the manifest files below the folders named, in a stable order."""
+    """The files named, and the manifest files below the folders named, in a stable order;
+    each file once, however often it is named (a folder and a file in it, a symbolic link)."""
+    seen: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
-            yield from sorted(
+            files = sorted(
                 p
                 for p in path.rglob("*")
                 if p.suffix in MANIFEST_SUFFIXES
@@ -100,7 +131,12 @@ def manifest_files(paths: Iterable[str | Path]) -> Iterator[Path]:
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         else:
-            yield path
+            files = [path]
+        for file in files:
+            resolved = file.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                yield file
 
 
 def read_manifests(paths: Iterable[str | Path]) -> Manifests:
@@ -176,6 +212,8 @@ def _classify(
     data = document.data
 
     def problem(message: str, location: Location = (), subject: str | None = None) -> None:
+        # Inside a List, a document not yet known by kind and name is known by its position.
+        subject = subject or document.position or None
         manifests.problems.append(
             Problem(document.file, document.line_of(location), message, subject)
         )
@@ -186,6 +224,11 @@ def _classify(
     api_version, kind = data.get("apiVersion"), data.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         problem("a manifest must have a string apiVersion and kind")
+        return
+    if kind.endswith("List") and isinstance(data.get("items"), list):
+        # A List (what `kubectl get -o yaml` prints), as kubectl reads one: item by item.
+        for item in document.items():
+            _classify(item, manifests, seen)
         return
     metadata = data.get("metadata")
     metadata = metadata if isinstance(metadata, dict) else {}
@@ -216,7 +259,7 @@ def _classify(
     subject = f"{kind}/{namespace}/{name}"
     for key in data:
         if key not in _TOP_LEVEL_KEYS:
-            problem(f'unknown field "{key}"', (key,), subject)
+            problem(f'unknown field "{key}"{did_you_mean(key, _TOP_LEVEL_KEYS)}', (key,), subject)
             return
     if "spec" not in data:
         problem("spec is required", (), subject)

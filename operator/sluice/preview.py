@@ -18,7 +18,7 @@ from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.filters.evaluate import compile_predicate
 from sluice.mapping import Purpose, RecordError, TimeLayouts, compile_mapping
 from sluice.model.pipeline import Pipeline
-from sluice.model.types import Type, json_number, property_by_path
+from sluice.model.types import Kind, Type, json_number, property_by_path
 from sluice.model.values import decode_record, put_at, value_at
 
 
@@ -69,7 +69,7 @@ def preview(
         if not text.strip():
             continue
         try:
-            profile = decode_record(profile_schema, _json_object(text))
+            profile = decode_record(profile_schema, _as_read(profile_schema, _json_object(text)))
         except ValueError as err:
             yield PreviewLine(number, step="InputValidation", error=str(err))
             continue
@@ -122,6 +122,21 @@ def _json_object(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("a profile must be a JSON object")
     return value
+
+
+def _as_read(schema: Type, profile: dict[str, Any]) -> dict[str, Any]:
+    """The profile as an export reads it from the warehouse, where a null is a NULL column,
+    which is an absent property, and an object none of whose properties is present is absent
+    too: sample rows pasted from a query preview as their rows would export."""
+    read: dict[str, Any] = {}
+    for name, written in profile.items():
+        prop = schema.property(name)
+        value = written
+        if prop is not None and prop.type.kind is Kind.OBJECT and isinstance(written, dict):
+            value = _as_read(prop.type, written) or None
+        if value is not None or prop is None:  # unknown members are kept, for decoding to report
+            read[name] = value
+    return read
 
 
 def json_default(value: object) -> Any:

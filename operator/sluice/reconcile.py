@@ -4,12 +4,18 @@
 Given resources are validated together with what the store already holds, so a pipeline file
 applied alone finds its Workspace and Connection, and a changed Workspace re-validates the
 pipelines that depend on it.
+
+Every resource belongs to the *apply set* (the source: a set of manifest paths, or the cluster)
+that last applied it, as with kubectl's ApplySet: pruning removes only what its own source
+applied and no longer holds, never what another source applied.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from sluice.manifests import Manifests
 from sluice.model.capabilities import Capabilities
@@ -22,6 +28,25 @@ from sluice.model.workspace import Workspace
 from sluice.store import Change, Store
 
 Key = tuple[str, str, str]
+
+#: The operator's apply set: the objects of the cluster.
+CLUSTER_APPLY_SET = "cluster"
+
+
+def apply_set_of(paths: Iterable[str | Path]) -> str:
+    """The apply set of the manifests under ``paths``: the same paths, however written
+    (relative, in another order), are the same source. A digest, so any number of paths fits
+    a column."""
+    resolved = sorted({str(Path(path).resolve()) for path in paths})
+    return hashlib.sha256("\n".join(resolved).encode("utf-8")).hexdigest()
+
+
+class NothingToPruneError(Exception):
+    """Pruning by manifests that hold no Sluice object: an empty folder or a truncated file
+    looks exactly like that, so it prunes nothing rather than everything."""
+
+    def __init__(self) -> None:
+        super().__init__("no Sluice object in the input: nothing pruned")
 
 
 @dataclass(frozen=True)
@@ -63,23 +88,29 @@ def reconcile(
     given: Iterable[Resource],
     capabilities: Capabilities,
     *,
+    apply_set: str,
     secrets: SecretKeys,
     api_keys: ApiKeys,
     prune: bool = False,
 ) -> tuple[list[Reconciled], list[Resource]]:
-    """Save the given resources, validated with what the store holds, in one transaction.
+    """Save the given resources, validated with what the store holds, in one transaction; they
+    then belong to ``apply_set``.
 
     Returns the outcome of every given resource and of every stored one whose validity or body
     changed (a pipeline whose Workspace was just edited), and, with ``prune``, the stored
-    resources that were not given and were removed.
+    resources of ``apply_set`` that were not given and were removed.
     """
     given_by_key = {_key(resource): resource for resource in given}
     stored = {_key(s.resource): s for s in store.resources()}
+    gone = {
+        key: held
+        for key, held in stored.items()
+        if prune and key not in given_by_key and held.apply_set == apply_set
+    }
     resources = dict(given_by_key)
-    if not prune:
-        for key, held in stored.items():
-            if key not in given_by_key and held.valid:
-                resources.setdefault(key, held.resource)
+    for key, held in stored.items():
+        if key not in given_by_key and key not in gone and held.valid:
+            resources.setdefault(key, held.resource)
     outcomes = validate_resources(
         resources.values(), capabilities, secrets=secrets, existing_ids=store.pipeline_ids()
     )
@@ -90,25 +121,40 @@ def reconcile(
     with store.transaction() as connection:
         for outcome in outcomes:
             keys = api_keys(outcome.value) if isinstance(outcome.value, Workspace) else None
-            change = store.save(outcome, api_keys=keys, connection=connection)
-            if _key(outcome.resource) in given_by_key or change is not Change.UNCHANGED:
+            was_given = _key(outcome.resource) in given_by_key
+            change = store.save(
+                outcome,
+                api_keys=keys,
+                apply_set=apply_set if was_given else None,
+                connection=connection,
+            )
+            if was_given or change is not Change.UNCHANGED:
                 reconciled.append(Reconciled(outcome, change))
-        if prune:
-            for key, held in sorted(stored.items()):
-                if key not in given_by_key:
-                    store.delete(*key, connection=connection)
-                    pruned.append(held.resource)
+        for key, held in sorted(gone.items()):
+            store.delete(*key, connection=connection)
+            pruned.append(held.resource)
     return reconciled, pruned
 
 
 def apply(
-    store: Store, manifests: Manifests, capabilities: Capabilities, prune: bool = False
+    store: Store,
+    manifests: Manifests,
+    capabilities: Capabilities,
+    apply_set: str,
+    prune: bool = False,
 ) -> list[Applied]:
-    """Save every resource of the manifests; with ``prune``, remove the stored ones not given."""
+    """Save every resource of the manifests, which then belong to ``apply_set``; with
+    ``prune``, remove the stored ones of ``apply_set`` not given.
+
+    Raises :class:`NothingToPruneError` when pruning by manifests without a Sluice object.
+    """
+    if prune and not manifests.objects:
+        raise NothingToPruneError
     reconciled, pruned = reconcile(
         store,
         manifests.resources,
         capabilities,
+        apply_set=apply_set,
         secrets=manifests.secrets,
         api_keys=lambda workspace: _api_keys(workspace, manifests.secrets),
         prune=prune,

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import io
 import json
 import signal
 import socket
@@ -18,11 +20,12 @@ import httpx
 import pytest
 import yaml
 
+from sluice.cli import main
 from sluice.demo.profiles import demo_profiles, load_demo_profiles
 from sluice.local.mode import LocalMode
 from sluice.store import Store
 from tests.integration.conftest import TOKEN, Target
-from tests.integration.test_export import WRITES, people, requests_to
+from tests.integration.test_export import WRITES, people, person, requests_to
 from tests.integration.test_export_faults import SLUICE, write_manifests
 from tests.operator_process import eventually
 from tests.support import EXAMPLES
@@ -73,8 +76,13 @@ def local_setup(target: Target, tmp_path: Path) -> Iterator[tuple[Path, list[str
     yield manifests, ["--store", store, "--state", str(tmp_path / "state")]
 
 
+def store_url(arguments: list[str]) -> str:
+    """The store local mode is given in ``arguments``."""
+    return arguments[arguments.index("--store") + 1]
+
+
 def pipeline_runs(arguments: list[str]) -> list[dict[str, object]]:
-    store = Store(arguments[arguments.index("--store") + 1])
+    store = Store(store_url(arguments))
     try:
         runs, _ = store.runs(store.pipeline_ids()[NAMESPACE, PIPELINE])
         return runs
@@ -84,7 +92,7 @@ def pipeline_runs(arguments: list[str]) -> list[dict[str, object]]:
 
 def pipeline_body(arguments: list[str]) -> dict[str, object]:
     """The pipeline as ``GET /v1/pipelines/{id}`` serves it."""
-    store = Store(arguments[arguments.index("--store") + 1])
+    store = Store(store_url(arguments))
     try:
         found = store.pipeline(store.pipeline_ids()[NAMESPACE, PIPELINE])
         assert found is not None
@@ -263,7 +271,7 @@ def test_runs_follow_the_cronjob_schedule_and_never_overlap(
     manifests, arguments = local_setup
     target.load(people(2000))
     target.twin.set_latency(0.5)  # the run is still going when the next one is due
-    store = Store(arguments[arguments.index("--store") + 1])
+    store = Store(store_url(arguments))
     lines: list[str] = []
     mode = LocalMode([str(manifests)], store, tmp_path / "runs", lines.append)
     day = datetime(2026, 11, 26, tzinfo=UTC)
@@ -287,3 +295,113 @@ def test_runs_follow_the_cronjob_schedule_and_never_overlap(
     assert total == 1 and runs[0]["outcome"] == "Succeeded"
     assert any("still running; the run due at 11:15 UTC skipped" in line for line in lines)
     assert target.twin.contact_count() == 1000
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_local_mode_prunes_nothing_other_paths_applied_nor_their_run_history(
+    target: Target, local_setup: tuple[Path, list[str]]
+) -> None:
+    """``sluice local examples/demo`` after ``sluice apply -f examples/``, on one store."""
+    manifests, arguments = local_setup
+    demo = manifests / "demo"
+    demo.mkdir()
+    demo_manifests(target, demo)
+    apply = ["apply", "-f", str(manifests), "--store", store_url(arguments)]
+    assert main(apply, io.StringIO()) == 0
+    store = Store(store_url(arguments))
+    try:
+        pipeline_id = store.pipeline_ids()[NAMESPACE, PIPELINE]
+        store.start_run(pipeline_id, "export-customers-1", datetime.now(UTC))
+    finally:
+        store.close()
+    warehouse = target.open()
+    try:
+        load_demo_profiles(warehouse, 300)
+    finally:
+        warehouse.close()
+
+    local = Local([str(demo), "--once", *arguments])
+
+    assert local.wait() == 0, local.output
+    assert local.said("demo/export-customers: Succeeded in")
+    assert not local.said("pruned"), local.output
+    assert pipeline_body(arguments)["name"] == "Export customers"
+    assert len(pipeline_runs(arguments)) == 1
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_an_emptied_or_half_saved_file_deletes_nothing_that_runs(
+    target: Target, local_setup: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    manifests, arguments = local_setup
+    file = manifests / "manifests.yaml"
+    text = file.read_text()
+    store = Store(store_url(arguments))
+    lines: list[str] = []
+    mode = LocalMode([str(manifests)], store, tmp_path / "runs", lines.append)
+
+    def look_twice() -> None:
+        """Local mode's next two looks: a change is applied once it held still for one."""
+        mode.refresh()
+        mode.refresh()
+
+    try:
+        mode.refresh()
+        pipeline_id = store.pipeline_ids()[NAMESPACE, PIPELINE]
+        store.start_run(pipeline_id, "local-1", datetime.now(UTC))
+        lines.clear()
+        # An editor's save seen half done: the file empty at one look, written at the next.
+        file.write_text("")
+        mode.refresh()
+        file.write_text(text)
+        look_twice()
+        assert lines == []
+        # Emptied for good: an input without any Sluice object prunes nothing.
+        file.write_text("")
+        look_twice()
+        assert lines == [
+            "no Sluice object in the input: nothing pruned; what was applied before keeps running"
+        ]
+        assert pipeline_id in mode.setups and store.runs(pipeline_id)[1] == 1
+        # The same folder without the pipeline still prunes it, and its run history.
+        kept = [d for d in yaml.safe_load_all(text) if d["kind"] != "ExportPipeline"]
+        file.write_text(yaml.safe_dump_all(kept, sort_keys=False))
+        look_twice()
+        assert lines[-1] == f"exportpipeline.sluice.dev/{NAMESPACE}/{PIPELINE} pruned"
+        assert mode.setups == {} and store.pipeline_ids() == {}
+        assert store.runs(pipeline_id)[1] == 0
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("target", ["DuckDB"], indirect=True)
+def test_pipelines_on_one_duckdb_file_take_turns(
+    target: Target, local_setup: tuple[Path, list[str]]
+) -> None:
+    manifests, arguments = local_setup
+    countries = ("US", "GB", "FR")
+    target.load(
+        {
+            f"p{i:05d}": person(i, address={"city": f"City{i}", "country": countries[i % 3]})
+            for i in range(300)
+        }
+    )
+    file = manifests / "manifests.yaml"
+    documents = list(yaml.safe_load_all(file.read_text()))
+    seed = next(d for d in documents if d["kind"] == "ExportPipeline")
+    documents.remove(seed)
+    for country in countries:
+        pipeline = copy.deepcopy(seed)
+        pipeline["metadata"]["name"] = f"export-{country.lower()}"
+        pipeline["spec"]["name"] = f"Export {country}"
+        pipeline["spec"]["filter"]["conditions"][0]["values"] = [country]
+        documents.append(pipeline)
+    file.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+
+    local = Local([str(manifests), "--once", *arguments])
+
+    assert local.wait() == 0, local.output
+    for country in countries:
+        assert local.said(f"{NAMESPACE}/export-{country.lower()}: Succeeded in"), local.output
+    assert local.said(f"waiting for its turn on the DuckDB warehouse {target.location}")
+    assert target.twin.contact_count() == 300

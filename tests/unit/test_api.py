@@ -22,10 +22,11 @@ from sluice.api import create_app
 from sluice.api.server import parse_listen
 from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
+from sluice.model.capabilities import Capabilities
 from sluice.model.ids import MAX_ID, pipeline_id, workspace_id
-from sluice.reconcile import apply
+from sluice.reconcile import Applied, apply, apply_set_of
 from sluice.store import FinishedRun, Store
-from tests.support import EXAMPLES, SEED_PAYLOAD
+from tests.support import EVERYTHING, EXAMPLES, SEED_PAYLOAD, seed_with_function
 
 SEED_ID = pipeline_id("marketing", "export-customers")
 OTHER_SEED_ID = pipeline_id("sales", "export-customers")
@@ -86,9 +87,21 @@ def filled_store(url: str, manifests: Path) -> Store:
         text = (EXAMPLES / name).read_text().replace("namespace: marketing", "namespace: sales")
         (sales / name).write_text(text.replace(MARKETING_KEY, SALES_KEY))
     store = Store(url)
-    results = apply(store, read_manifests([manifests]), INSTALLED)
-    assert not [result.error for result in results if result.error]
+    assert not [result.error for result in apply_folder(store, manifests) if result.error]
     return store
+
+
+@pytest.fixture
+def marketing(tmp_path: Path) -> Path:
+    """A copy of the marketing examples (not the demo's), to edit."""
+    shutil.copytree(EXAMPLES, tmp_path / "marketing", ignore=shutil.ignore_patterns("demo"))
+    return tmp_path / "marketing"
+
+
+def apply_folder(
+    store: Store, folder: Path, capabilities: Capabilities = INSTALLED
+) -> list[Applied]:
+    return apply(store, read_manifests([folder]), capabilities, apply_set_of([folder]))
 
 
 @pytest.fixture
@@ -102,6 +115,11 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
 def client(store: Store) -> Iterator[TestClient]:
     with TestClient(create_app(store, [ADMIN_KEY])) as test_client:
         yield test_client
+
+
+def sub_resources(pipeline: object) -> list[str]:
+    """The paths below a pipeline's, which answer for it as its own path does."""
+    return [f"/v1/pipelines/{pipeline}/runs", f"/v1/pipelines/{pipeline}/status"]
 
 
 def admin_of(namespace: str) -> dict[str, str]:
@@ -139,6 +157,109 @@ def test_a_live_run_shows_as_running(client: TestClient, store: Store) -> None:
     assert list(body) == list(SEED_BODY)
 
 
+def test_a_function_is_served_with_its_members_in_the_seed_order(
+    sqlite_url: str, marketing: Path
+) -> None:
+    (marketing / "seed-pipeline.yaml").write_text(seed_with_function("Python"))
+    store = Store(sqlite_url)
+    assert all(item.error is None for item in apply_folder(store, marketing, EVERYTHING))
+    with TestClient(create_app(store, [])) as client:
+        response = client.get(f"/v1/pipelines/{SEED_ID}", headers=MARKETING)
+    store.close()
+    function = json.loads(response.text)["transformation"]["function"]
+    assert list(function) == ["source", "language", "preserveJSON", "inPaths", "outPaths"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The status: whether the newest version was accepted
+# ---------------------------------------------------------------------------------------------
+
+
+def status_of(client: TestClient, pipeline: int) -> dict[str, Any]:
+    response = client.get(f"/v1/pipelines/{pipeline}/status", headers=MARKETING)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_refused_edit_shows_in_the_status_and_the_body_stays(
+    sqlite_url: str, marketing: Path
+) -> None:
+    store = Store(sqlite_url)
+    apply_folder(store, marketing)
+    with TestClient(create_app(store, [])) as client:
+        body = client.get(f"/v1/pipelines/{SEED_ID}", headers=MARKETING).text
+        accepted = status_of(client, SEED_ID)
+        seed = marketing / "seed-pipeline.yaml"
+        seed.write_text(seed.read_text().replace("exportMode: CreateOnly", "exportMode: Sometimes"))
+        apply_folder(store, marketing)
+        assert client.get(f"/v1/pipelines/{SEED_ID}", headers=MARKETING).text == body
+        refused = status_of(client, SEED_ID)
+    store.close()
+    assert accepted["valid"] is accepted["inForce"] is True and accepted["error"] is None
+    assert [(c["type"], c["status"], c["reason"]) for c in accepted["conditions"]] == [
+        ("Ready", "True", "ReconciliationSucceeded")
+    ]
+    message = 'export mode "Sometimes" is not valid'
+    assert refused == {
+        "id": SEED_ID,
+        "valid": False,
+        "inForce": True,
+        "error": {"status": 400, "code": "BadRequest", "message": message},
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "ValidationFailed",
+                "message": f"{message} (the last valid version keeps running)",
+            },
+            {"type": "Stalled", "status": "True", "reason": "ValidationFailed", "message": message},
+        ],
+        "generation": 1,
+        "updatedAt": refused["updatedAt"],
+        "running": False,
+        "lastRun": None,
+    }
+    assert refused["updatedAt"] > accepted["updatedAt"]
+
+
+def test_a_pipeline_never_valid_has_a_status_and_no_body(sqlite_url: str, marketing: Path) -> None:
+    seed = marketing / "seed-pipeline.yaml"
+    seed.write_text(seed.read_text().replace("connection: 230527183", "connection: 42"))
+    store = Store(sqlite_url)
+    apply_folder(store, marketing)
+    with TestClient(create_app(store, [])) as client:
+        missing = client.get(f"/v1/pipelines/{SEED_ID}", headers=MARKETING)
+        status = status_of(client, SEED_ID)
+    store.close()
+    assert_error(missing, 404, "NotFound", "pipeline does not exist")
+    assert (status["valid"], status["inForce"], status["generation"]) == (False, False, 0)
+    assert status["error"]["message"] == "connection does not exist"
+    assert status["conditions"][0] == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "ConnectionNotFound",
+        "message": "connection does not exist",
+    }
+
+
+def test_the_status_shows_the_last_run(client: TestClient, store: Store) -> None:
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    run = store.start_run(SEED_ID, "job-1", started)
+    assert status_of(client, SEED_ID)["running"] is True
+    store.finish_run(run, FinishedRun(started, "Failed", {}, "warehouse is not reachable"))
+    status = status_of(client, SEED_ID)
+    assert (status["running"], status["lastRun"]["jobName"]) == (False, "job-1")
+    assert status["conditions"] == [
+        {
+            "type": "Ready",
+            "status": "False",
+            "reason": "LastRunFailed",
+            "message": "warehouse is not reachable",
+        }
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Authentication
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +294,7 @@ AUTH_ERRORS = [
 def test_requests_without_a_usable_key_are_refused(
     client: TestClient, headers: dict[str, str], status: int, code: str, message: str
 ) -> None:
-    for path in ("/v1/pipelines", f"/v1/pipelines/{SEED_ID}", f"/v1/pipelines/{SEED_ID}/runs"):
+    for path in ("/v1/pipelines", f"/v1/pipelines/{SEED_ID}", *sub_resources(SEED_ID)):
         assert_error(client.get(path, headers=headers), status, code, message)
 
 
@@ -196,7 +317,7 @@ def test_a_workspace_key_sees_only_its_workspace(client: TestClient) -> None:
         OTHER_SEED_ID
     )
     # Another workspace's pipeline answers exactly like a missing one.
-    for path in (f"/v1/pipelines/{OTHER_SEED_ID}", f"/v1/pipelines/{OTHER_SEED_ID}/runs"):
+    for path in (f"/v1/pipelines/{OTHER_SEED_ID}", *sub_resources(OTHER_SEED_ID)):
         assert_error(
             client.get(path, headers=MARKETING), 404, "NotFound", "pipeline does not exist"
         )
@@ -286,14 +407,14 @@ def test_bad_query_values_are_400s(client: TestClient, query: str, message: str)
 @pytest.mark.parametrize("text", ["x", "0", "-5", "01", "1.0", "1_000", " 1"])
 def test_malformed_pipeline_ids_are_400s(client: TestClient, text: str) -> None:
     message = f'identifier "{text}" is not a valid pipeline identifier'
-    for path in (f"/v1/pipelines/{text}", f"/v1/pipelines/{text}/runs"):
+    for path in (f"/v1/pipelines/{text}", *sub_resources(text)):
         assert_error(client.get(path, headers=MARKETING), 400, "BadRequest", message)
 
 
 # Any length: Python refuses to convert a text of more than 4,300 digits to an int.
 @pytest.mark.parametrize("text", ["12345", str(MAX_ID + 1), "9" * 40, "9" * 5000])
 def test_an_unknown_pipeline_is_a_404(client: TestClient, text: str) -> None:
-    for path in (f"/v1/pipelines/{text}", f"/v1/pipelines/{text}/runs"):
+    for path in (f"/v1/pipelines/{text}", *sub_resources(text)):
         response = client.get(path, headers=MARKETING)
         assert_error(response, 404, "NotFound", "pipeline does not exist")
 
@@ -404,6 +525,7 @@ def test_the_openapi_document_lists_the_api_without_422s(client: TestClient) -> 
         "/v1/pipelines",
         "/v1/pipelines/{id}",
         "/v1/pipelines/{id}/runs",
+        "/v1/pipelines/{id}/status",
         "/healthz",
         "/readyz",
     }

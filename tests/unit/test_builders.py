@@ -24,12 +24,15 @@ from sluice.controller.builders import (
     run_now_job,
 )
 from sluice.controller.runner import RunnerSettings
+from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.model.connection import Connection, validate_connection
 from sluice.model.pipeline import Pipeline, pipeline_to_api, validate_pipeline
+from sluice.model.resources import validate_resources
 from sluice.model.workspace import Workspace, validate_workspace
 from tests.support import (
     EXAMPLES,
+    ROOT,
     SEED_ID,
     Edit,
     drop,
@@ -601,3 +604,31 @@ def test_empty_runner_variables_keep_the_defaults() -> None:
 def test_invalid_runner_variables(variable: str, value: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         RunnerSettings.from_env({variable: value})
+
+
+def test_operator_objects_md_shows_the_objects_of_the_examples_seed_pipeline() -> None:
+    text = (ROOT / "docs" / "operator-objects.md").read_text(encoding="utf-8")
+    block = re.search(
+        r"For the seed\s+pipeline \(schemas elided\):\s+```json\n(.*?)```", text, re.S
+    )
+    assert block is not None
+    manifests = read_manifests([EXAMPLES])
+    values = [
+        outcome.value
+        for outcome in validate_resources(manifests.resources, INSTALLED, secrets=manifests.secrets)
+        if outcome.value is not None and outcome.value.namespace == "marketing"
+    ]
+    [seed] = [
+        v for v in values if isinstance(v, Pipeline) and v.resource_name == "export-customers"
+    ]
+    [workspace] = [v for v in values if isinstance(v, Workspace)]
+    [connection] = [v for v in values if isinstance(v, Connection)]
+    config = export_config(seed, workspace, connection)
+    for schema in (
+        config["pipeline"]["inSchema"],
+        config["pipeline"]["outSchema"],
+        config["workspace"]["profileSchema"],
+    ):
+        schema["properties"] = ["…"]
+    assert json.loads(block.group(1)) == config
+    assert f"The seed pipeline's is `{child_name(seed.resource_name, seed.id)}`." in text

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -74,7 +75,7 @@ def test_unknown_fields_are_located(repo: Path) -> None:
     code, out = run("validate", str(pipeline), str(repo / "workspace.yaml"))
     assert code == 1
     assert f"{pipeline}:{line_of(pipeline, 'exportmode: x')}:" in out
-    assert 'unknown field "exportmode" in spec' in out
+    assert 'unknown field "exportmode" in spec (did you mean "exportMode"?)' in out
 
 
 def test_json_output_for_machines(repo: Path) -> None:
@@ -148,6 +149,10 @@ def test_a_function_language_without_a_runner_is_not_supported(repo: Path) -> No
             "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata: {name: a}\nspec: []\n",
             "spec must be an object",
         ),
+        (
+            "apiVersion: sluice.dev/v1\nkind: Connection\nmetadata: {name: a}\nspc: {id: 1}\n",
+            'unknown field "spc" (did you mean "spec"?)',
+        ),
     ],
 )
 def test_bad_documents_get_a_clear_located_message(tmp_path: Path, text: str, message: str) -> None:
@@ -169,10 +174,103 @@ def test_documents_of_other_groups_are_passed_over(tmp_path: Path) -> None:
 
 
 def test_a_resource_declared_twice_is_reported(repo: Path) -> None:
+    # Even as an identical copy: an edit of one copy would silently lose to the other.
     shutil.copy(repo / "hubspot-connection.yaml", repo / "copy.yaml")
     code, out = run("validate", str(repo))
     assert code == 1
-    assert "Connection/marketing/hubspot: declared twice: first in" in out
+    assert f"{repo / 'hubspot-connection.yaml'}:" in out
+    assert f"Connection/marketing/hubspot: declared twice: first in {repo / 'copy.yaml'}:" in out
+
+
+def test_a_file_named_twice_is_read_once(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    again = repo / ".." / repo.name / pipeline.name
+    assert run("validate", str(repo), str(pipeline), str(again)) == (0, "")
+    assert capsys.readouterr().err == "checked 5 Sluice object(s): all valid\n"
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    code, out = run("apply", "-f", str(repo), "-f", str(pipeline), "--store", store)
+    assert (code, out.count(" created")) == (0, 5)
+
+
+@pytest.mark.parametrize(
+    ("written", "enabled"),
+    [
+        ("yes", True),
+        ("On", True),
+        ("y", True),
+        ("Y", True),
+        ("no", False),
+        ("OFF", False),
+        ("n", False),
+    ],
+)
+def test_yaml_booleans_mean_what_kubectl_stores(repo: Path, written: str, enabled: bool) -> None:
+    edit_yaml(repo / "seed-pipeline.yaml", "enabled: true", f"enabled: {written}")
+    code, out = run("show", "-f", str(repo), "export-customers")
+    assert (code, json.loads(out)["enabled"]) == (0, enabled)
+
+
+def test_a_yaml_boolean_where_text_is_expected_asks_for_quotes(repo: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    edit_yaml(pipeline, "name: Export customers", "name: yes")
+    assert_one_problem(
+        [repo],
+        pipeline,
+        "name: yes",
+        "ExportPipeline/marketing/export-customers",
+        "spec.name must be a string: quote it "
+        "(unquoted, yes, no, on, off, y, n, true and false are YAML booleans)",
+    )
+
+
+def as_list(*paths: Path) -> str:
+    """The documents of the files as one List, as `kubectl get -o yaml` prints them."""
+    items = [doc for path in paths for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}, sort_keys=False)
+
+
+def test_a_list_is_validated_item_by_item(repo: Path, tmp_path: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        pipeline.read_text()
+        .replace("name: export-customers", "name: broken")
+        .replace("exportMode: CreateOnly", "exportMode: Sometimes")
+    )
+    listed = tmp_path / "list.yaml"
+    listed.write_text(
+        as_list(repo / "workspace.yaml", repo / "hubspot-connection.yaml", pipeline, broken)
+    )
+    assert_one_problem(
+        [listed],
+        listed,
+        "exportMode: Sometimes",
+        "ExportPipeline/marketing/broken",
+        'export mode "Sometimes" is not valid',
+    )
+
+
+def test_a_list_applies_as_its_files_do(repo: Path, tmp_path: Path) -> None:
+    listed = tmp_path / "list.yaml"
+    listed.write_text(as_list(*sorted(repo.glob("*.yaml"))))
+    from_list = run("apply", "-f", str(listed), "--store", f"sqlite:///{tmp_path / 'a.db'}")
+    from_files = run("apply", "-f", str(repo), "--store", f"sqlite:///{tmp_path / 'b.db'}")
+    assert from_list == from_files
+    assert from_list[0] == 0 and from_list[1].count(" created") == 5
+
+
+def test_a_problem_inside_a_list_names_the_item(tmp_path: Path) -> None:
+    path = tmp_path / "lists.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "- apiVersion: v1\n  kind: List\n  items:\n  - {kind: Workspace}\n"
+    )
+    assert run("validate", str(path)) == (
+        1,
+        f"{path}:7: items[0].items[0]: a manifest must have a string apiVersion and kind\n",
+    )
 
 
 def test_show_prints_the_api_body_of_a_pipeline() -> None:
@@ -235,12 +333,41 @@ def test_the_console_script_exits_non_zero_on_problems(repo: Path) -> None:
             "listen address '127.0.0.1:0': the port must be from 1 to 65535",
         ),
         (
+            ["api", "--store", "sqlite:///{repo}/store.db", "--listen", "127.0.0.1:{busy}"],
+            "cannot listen on 127.0.0.1:{busy}: address already in use",
+        ),
+        (
+            [
+                "local",
+                "{repo}",
+                "--store",
+                "sqlite:///{repo}/store.db",
+                "--listen",
+                "127.0.0.1:{busy}",
+            ],
+            "cannot listen on 127.0.0.1:{busy}: address already in use",
+        ),
+        (
+            ["operator", "--api-listen", "127.0.0.1:{busy}", "--store", "sqlite:///{repo}/s.db"],
+            "cannot listen on 127.0.0.1:{busy}: address already in use",
+        ),
+        (
             ["operator", "--no-api", "--store", "sqlite:///{repo}/store.db"],
             "no Kubernetes cluster to talk to: not running in a pod, and no usable kubeconfig "
             "($KUBECONFIG or ~/.kube/config: Invalid kube-config file. No configuration found.)",
         ),
     ],
-    ids=["unknown-store", "sqlite-folder-missing", "store-down", "local", "port-0", "no-cluster"],
+    ids=[
+        "unknown-store",
+        "sqlite-folder-missing",
+        "store-down",
+        "local",
+        "port-0",
+        "api-port-busy",
+        "local-port-busy",
+        "operator-port-busy",
+        "no-cluster",
+    ],
 )
 def test_bad_arguments_get_one_line_and_exit_1(
     repo: Path, tmp_path: Path, arguments: list[str], error: str
@@ -248,16 +375,22 @@ def test_bad_arguments_get_one_line_and_exit_1(
     sluice = Path(sys.executable).parent / "sluice"
     # No kubeconfig anywhere: the operator must say so.
     environment = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [str(sluice), *(argument.replace("{repo}", str(repo)) for argument in arguments)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-        env=environment,
-        timeout=60,
-    )
-    assert (result.returncode, result.stderr.splitlines()[-1:]) == (1, [f"error: {error}"])
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = str(busy.getsockname()[1])
+        result = subprocess.run(
+            [
+                str(sluice),
+                *(a.replace("{repo}", str(repo)).replace("{busy}", port) for a in arguments),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            env=environment,
+            timeout=60,
+        )
+    error = error.replace("{busy}", port)
+    assert (result.returncode, result.stderr.splitlines()) == (1, [f"error: {error}"])
     assert "Traceback" not in result.stdout + result.stderr
     assert "pw-kept-secret" not in result.stdout + result.stderr
 
@@ -297,8 +430,10 @@ def test_a_name_in_two_namespaces_asks_for_one_and_says_which(
 def test_output_into_a_closed_pipe_ends_quietly() -> None:
     sluice = Path(sys.executable).parent / "sluice"
     shown = f"{sluice} show -f {EXAMPLES} -n marketing export-customers"
+    # `true` exits long before sluice has imported anything: its first write meets a closed
+    # pipe (`head -1` could still be reading when sluice has written everything).
     result = subprocess.run(
-        ["bash", "-c", f'{shown} | head -1 >/dev/null; exit "${{PIPESTATUS[0]}}"'],
+        ["bash", "-c", f'{shown} | true; exit "${{PIPESTATUS[0]}}"'],
         capture_output=True,
         text=True,
         check=False,

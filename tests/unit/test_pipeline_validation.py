@@ -58,6 +58,21 @@ def error_of(edit: Edit, context: PipelineContext | None = None) -> ApiError:
 BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     # Decoding: shape and types
     ("unknown field", put(("colour",), "blue"), 'unknown field "colour" in spec'),
+    (
+        "misspelled field",
+        put(("exportMod",), "CreateOnly"),
+        'unknown field "exportMod" in spec (did you mean "exportMode"?)',
+    ),
+    (
+        "misspelled nested field",
+        put(("transformation", "mapings"), {}),
+        'unknown field "mapings" in spec.transformation (did you mean "mapping"?)',
+    ),
+    (
+        "misspelled field in a list",
+        put(("filter", "conditions", 0, "Operator"), "is"),
+        'unknown field "Operator" in spec.filter.conditions[0] (did you mean "operator"?)',
+    ),
     ("wrong type", put(("enabled",), "yes"), "spec.enabled must be a boolean"),
     (
         "unquoted YAML number",
@@ -67,7 +82,8 @@ BAD_REQUESTS: list[tuple[str, Edit, str]] = [
     (
         "unquoted YAML boolean",
         put(("name",), True),
-        'spec.name must be a string: write "true" (quoted) instead of true',
+        "spec.name must be a string: quote it "
+        "(unquoted, yes, no, on, off, y, n, true and false are YAML booleans)",
     ),
     ("target missing", drop(("target",)), "target is required"),
     ("target unknown", put(("target",), "Account"), 'target must be "Event", "User", or "Group"'),

@@ -23,6 +23,22 @@ def preview(*argv: str, stdin: str | None = None, **kwargs: Any) -> tuple[int, l
     return code, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
+def preview_on_stdin(
+    pipeline: str, profiles: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, list[Any]]:
+    """The preview of ``profiles``, given on standard input, by the examples' ``pipeline``."""
+    return preview(
+        "-f",
+        pipeline,
+        "--workspace",
+        str(EXAMPLES),
+        "--profiles",
+        "-",
+        stdin=profiles,
+        monkeypatch=monkeypatch,
+    )
+
+
 def contact(first: str | None, last: str | None, email: str | None = None) -> dict[str, Any]:
     record: dict[str, Any] = {"firstname": first, "lastname": last}
     if email is not None:
@@ -72,16 +88,7 @@ def test_profiles_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
         '["a list"]\n'
         '{"first_name": "Ada", "email": "ada@example.com", "age": 36}\n'
     )
-    code, lines = preview(
-        "-f",
-        SEED,
-        "--workspace",
-        str(EXAMPLES),
-        "--profiles",
-        "-",
-        stdin=profiles,
-        monkeypatch=monkeypatch,
-    )
+    code, lines = preview_on_stdin(SEED, profiles, monkeypatch)
     assert code == 0
     assert lines == [
         {
@@ -96,6 +103,33 @@ def test_profiles_from_standard_input(monkeypatch: pytest.MonkeyPatch) -> None:
         },
         {"line": 4, "step": "InputValidation", "error": "a profile must be a JSON object"},
         {"line": 5, "step": "InputValidation", "error": 'property "age" does not exist'},
+    ]
+
+
+def test_a_null_is_the_warehouse_null_an_absent_property(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Rows pasted from a query: every column present, NULL where a profile has no value.
+    profiles = (
+        '{"first_name": null, "last_name": "Nobody", "email": "nobody@example.com", '
+        '"address": {"city": null, "country": "US"}}\n'
+        '{"first_name": "Ada", "last_name": null, "email": "ada@example.com", '
+        '"address": {"city": null, "country": null}}\n'
+        '{"first_name": "Ada", "last_name": "Lovelace", "email": null, "address": null}\n'
+        '{"first_name": null, "last_name": null, "email": null, "address": {"country": "US"}}\n'
+    )
+    code, lines = preview_on_stdin(SEED, profiles, monkeypatch)
+    assert code == 0
+    # Each as the same profile without its null members: line 1 is examples/profiles.jsonl's 4.
+    assert lines == [
+        {"line": 1, "record": contact(None, "Nobody", "nobody@example.com")},
+        {"line": 2, "step": "Filter", "error": "the profile does not match the filter"},
+        {"line": 3, "step": "Filter", "error": "the profile does not match the filter"},
+        {
+            "line": 4,
+            "step": "InputValidation",
+            "error": 'the matching property "email" has no value',
+        },
     ]
 
 
@@ -159,15 +193,8 @@ def test_expressions_shape_the_records(monkeypatch: pytest.MonkeyPatch) -> None:
         ' "address": {"country": "US"}}\n'
         '{"email": "alan@example.com", "loyalty_points": 999}\n'
     )
-    code, lines = preview(
-        "-f",
-        str(EXAMPLES / "expressions-pipeline.yaml"),
-        "--workspace",
-        str(EXAMPLES),
-        "--profiles",
-        "-",
-        stdin=profiles,
-        monkeypatch=monkeypatch,
+    code, lines = preview_on_stdin(
+        str(EXAMPLES / "expressions-pipeline.yaml"), profiles, monkeypatch
     )
     assert code == 0
     assert lines[0]["record"]["contact"] == {

@@ -54,6 +54,11 @@ WORKSPACE_ERRORS = [
         "a DuckDB warehouse needs exactly one of path and dsnSecretRef",
     ),
     (
+        "misspelled field",
+        lambda s: s["warehouse"].update(profileTable="people"),
+        'unknown field "profileTable" in spec.warehouse (did you mean "profilesTable"?)',
+    ),
+    (
         "unknown warehouse",
         lambda s: s["warehouse"].update(type="Snowflake"),
         "spec.warehouse.type: input should be 'PostgreSQL' or 'DuckDB'",
@@ -179,6 +184,10 @@ def test_settings_cannot_hold_secrets() -> None:
         ({"id": 2**31}, "spec.id: input should be less than or equal to 2147483647"),
         ({"id": "12"}, "spec.id must be an integer"),
         ({"role": "Source"}, "spec.role: input should be 'Destination'"),
+        (
+            {"credentialSecretRef": {"name": "x"}},
+            'unknown field "credentialSecretRef" in spec (did you mean "credentialsSecretRef"?)',
+        ),
     ],
 )
 def test_connection_shape(changes: dict[str, Any], message: str) -> None:

@@ -18,7 +18,7 @@ from sluice.cli import main
 from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.model.ids import pipeline_id, workspace_id
-from sluice.reconcile import apply
+from sluice.reconcile import apply, apply_set_of
 from sluice.store import FinishedRun, Store
 from sluice.store.schema import (
     LATEST_VERSION,
@@ -60,7 +60,7 @@ def repo(tmp_path: Path) -> Path:
 
 def applied(store: Store, *paths: Path, prune: bool = False) -> dict[str, str]:
     """What applying the paths did, by kind/name."""
-    results = apply(store, read_manifests(paths), INSTALLED, prune=prune)
+    results = apply(store, read_manifests(paths), INSTALLED, apply_set_of(paths), prune=prune)
     # A workspace's line ends with its id, checked on its own.
     return {
         f"{r.resource.kind}/{r.resource.name}": WORKSPACE_ID.sub("", r.line().split(" ", 1)[1])
@@ -199,6 +199,43 @@ def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Pat
     }
 
 
+def test_prune_keeps_what_other_paths_applied_and_its_run_history(
+    store: Store, repo: Path, tmp_path: Path
+) -> None:
+    applied(store, repo)
+    run = store.start_run(SEED_ID, "export-customers-1", datetime(2026, 11, 26, tzinfo=UTC))
+    demo = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "demo", demo)
+    assert set(applied(store, demo, prune=True).values()) == {"created"}
+    assert sorted(s.resource.name for s in store.resources() if s.resource.namespace != "demo") == [
+        "export-customers",
+        "export-loyal-customers",
+        "hubspot",
+        "marketing",
+        "sync-european-customers",
+    ]
+    runs, total = store.runs(SEED_ID)
+    assert total == 1 and runs[0]["id"] == run
+
+
+def test_an_object_belongs_to_the_paths_that_applied_it_last(
+    store: Store, repo: Path, tmp_path: Path
+) -> None:
+    applied(store, repo)
+    seed = tmp_path / "seed.yaml"
+    shutil.move(repo / "seed-pipeline.yaml", seed)
+    assert applied(store, seed) == {"ExportPipeline/export-customers": "unchanged"}
+    # The folder no longer holds the seed pipeline, but the folder is not what applied it last.
+    assert set(applied(store, repo, prune=True).values()) == {"unchanged"}
+    assert SEED_ID in store.pipeline_ids().values()
+    # The file that did prunes it once it no longer holds it.
+    shutil.copy(repo / "expressions-pipeline.yaml", seed)
+    assert applied(store, seed, prune=True) == {
+        "ExportPipeline/export-loyal-customers": "unchanged",
+        "ExportPipeline/export-customers": "pruned",
+    }
+
+
 def test_listing_pages_and_filters(store: Store, repo: Path) -> None:
     applied(store, repo)
     items, total = listed(store, "marketing")
@@ -288,6 +325,27 @@ def test_a_version_1_store_gets_the_index_of_valid_pipelines(store_url: str) -> 
     assert "pipelines_by_namespace" not in indexes
 
 
+def test_a_version_2_store_keeps_its_rows_which_no_paths_prune(store_url: str, repo: Path) -> None:
+    store = Store(store_url)
+    applied(store, repo)
+    store.start_run(SEED_ID, "export-customers-1", datetime(2026, 11, 26, tzinfo=UTC))
+    store.close()
+    engine = sa.create_engine(store_url)
+    with engine.begin() as connection:  # as version 2 left it: no source recorded
+        for table in (workspaces, connections, pipelines):
+            connection.execute(sa.text(f"ALTER TABLE {table.name} DROP COLUMN apply_set"))
+        connection.execute(schema_version.update().values(version=2))
+    engine.dispose()
+    store = Store(store_url)
+    try:
+        assert len(store.resources()) == 5 and store.runs(SEED_ID)[1] == 1
+        (repo / "european-customers-pipeline.yaml").unlink()
+        assert set(applied(store, repo, prune=True).values()) == {"unchanged"}
+        assert len(store.resources()) == 5
+    finally:
+        store.close()
+
+
 def test_sluice_apply_prints_kubectl_lines_and_exits_1_on_invalid(
     store_url: str, repo: Path
 ) -> None:
@@ -325,6 +383,28 @@ def test_unreadable_manifests_apply_nothing(store_url: str, repo: Path) -> None:
     store = Store(store_url)
     assert store.resources() == []
     store.close()
+
+
+def test_an_emptied_file_prunes_nothing(
+    store_url: str, repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    assert main(["apply", "-f", str(repo), "--store", store_url], io.StringIO()) == 0
+    assert main(["apply", "-f", str(pipeline), "--store", store_url, "--prune"], io.StringIO()) == 0
+    store = Store(store_url)
+    try:
+        store.start_run(SEED_ID, "export-customers-1", datetime(2026, 11, 26, tzinfo=UTC))
+        pipeline.write_text("")  # truncated, as by a save that failed half way
+        out = io.StringIO()
+        code = main(["apply", "-f", str(pipeline), "--store", store_url, "--prune"], out)
+        assert (code, out.getvalue(), capsys.readouterr().err) == (
+            1,
+            "",
+            "error: no Sluice object in the input: nothing pruned\n",
+        )
+        assert len(store.resources()) == 5 and store.runs(SEED_ID)[1] == 1
+    finally:
+        store.close()
 
 
 def test_workspace_api_keys_are_stored_as_digests(store: Store, repo: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
-from typing import Annotated, Any
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
@@ -27,7 +28,15 @@ from sluice.api.errors import (
     raised_as_failures,
 )
 from sluice.api.observability import Metrics, ObservabilityMiddleware
-from sluice.api.schemas import Health, PipelineBody, PipelinePage, RunPage, errors
+from sluice.api.schemas import (
+    Health,
+    PipelineBody,
+    PipelinePage,
+    PipelineStatus,
+    RunPage,
+    errors,
+)
+from sluice.api.status import status_body
 from sluice.model.errors import ApiError, bad_request, not_found
 from sluice.model.ids import id_in_range
 from sluice.store import Store
@@ -46,6 +55,7 @@ First = Annotated[
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many items to return at most.")]
 
 _ID = re.compile(ID_PATTERN)
+Found = TypeVar("Found")
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -159,7 +169,18 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     def get_pipeline(id: PipelineId, caller: Caller) -> Response:
         with raised_as_failures():
             namespace = authenticator.namespace(caller)
-            return json_text_response(_owned_pipeline(store, namespace, id)[1])
+            return json_text_response(_owned(store.pipeline, namespace, id)[1])
+
+    @router.get(
+        "/{id}/status",
+        summary="Whether the pipeline's newest version was accepted, with its conditions",
+        responses={200: {"model": PipelineStatus}, **errors(400, 401, 403, 404)},
+    )
+    def get_status(id: PipelineId, caller: Caller) -> Response:
+        with raised_as_failures():
+            namespace = authenticator.namespace(caller)
+            pipeline_id, state = _owned(store.pipeline_state, namespace, id)
+        return json_response(status_body(pipeline_id, state, datetime.now(UTC)))
 
     @router.get(
         "/{id}/runs",
@@ -169,7 +190,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     def list_runs(id: PipelineId, caller: Caller, first: First = 0, limit: Limit = 100) -> Response:
         with raised_as_failures():
             namespace = authenticator.namespace(caller)
-            pipeline_id = _owned_pipeline(store, namespace, id)[0]
+            pipeline_id = _owned(store.pipeline, namespace, id)[0]
         items, total = store.runs(pipeline_id, first, limit)
         return json_response({"runs": items, "total": total})
 
@@ -205,14 +226,16 @@ def _operations_router(store: Store, metrics: Metrics) -> APIRouter:
     return router
 
 
-def _owned_pipeline(store: Store, namespace: str, text_id: str) -> tuple[int, str]:
-    """The pipeline's id and body (JSON text) if it is the caller's; another workspace's
-    pipeline does not exist for the caller, so the answer does not tell whether the id is
-    taken."""
+def _owned(
+    lookup: Callable[[int], tuple[str, Found] | None], namespace: str, text_id: str
+) -> tuple[int, Found]:
+    """The pipeline's id and what ``lookup`` finds of it (beside its namespace) if it is the
+    caller's; another workspace's pipeline does not exist for the caller, so the answer does
+    not tell whether the id is taken."""
     if not _ID.match(text_id):
         raise invalid_pipeline_id(text_id)
     pipeline_id = id_in_range(text_id)
-    found = store.pipeline(pipeline_id) if pipeline_id is not None else None
+    found = lookup(pipeline_id) if pipeline_id is not None else None
     if pipeline_id is None or found is None or found[0] != namespace:
         raise not_found("pipeline does not exist")
     return pipeline_id, found[1]

@@ -73,6 +73,34 @@ class RunPage(BaseModel):
     total: int = Field(ge=0)
 
 
+class Condition(BaseModel):
+    type: str = Field(examples=["Ready"])
+    status: str = Field(examples=["False"], description='"True", "False" or "Unknown".')
+    reason: str = Field(examples=["ValidationFailed"])
+    message: str
+
+
+class RefusedError(Error):
+    status: int = Field(examples=[400])
+
+
+class PipelineStatus(BaseModel):
+    id: int
+    valid: bool = Field(description="Whether the newest version of the pipeline was accepted.")
+    inForce: bool = Field(  # noqa: N815 - the API's member names
+        description="Whether a valid version is stored: it runs, and GET /v1/pipelines/{id} "
+        "returns it."
+    )
+    error: RefusedError | None = Field(description="Why the newest version was refused.")
+    conditions: list[Condition]
+    generation: int = Field(
+        ge=0, description="The version in force: one more for each valid change; 0 before any."
+    )
+    updatedAt: str  # noqa: N815
+    running: bool
+    lastRun: Run | None  # noqa: N815
+
+
 class Health(BaseModel):
     status: str
 

@@ -33,7 +33,7 @@ from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
 from sluice.model.resources import KINDS, Outcome, Resource
 from sluice.model.workspace import Workspace
-from sluice.reconcile import Reconciled, api_keys_in, reconcile
+from sluice.reconcile import CLUSTER_APPLY_SET, Reconciled, api_keys_in, reconcile
 from sluice.store import FinishedRun, Store
 
 log = logging.getLogger("sluice.operator")
@@ -186,6 +186,7 @@ class Operator:
             self.store,
             resources,
             self.capabilities,
+            apply_set=CLUSTER_APPLY_SET,
             secrets={(ns, name): {key} for (ns, name, key) in keys},
             api_keys=lambda workspace: _workspace_keys(workspace, keys),
             prune=True,

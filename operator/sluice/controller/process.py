@@ -105,6 +105,8 @@ async def run_operator(
     """Run until SIGINT or SIGTERM. With ``lease_namespace``, replicas elect a leader through a
     Lease there, and only the leader writes. With ``namespaces``, only those are watched."""
     store = Store(store_url)
+    # Bound before anything is watched: a busy address stops the operator at once.
+    api = embedded_server(store, api_listen, admin_keys) if api_listen is not None else None
     configuration = load_configuration()
     # A thread per object reconciled at once, and one for the Lease.
     kube = Kube(configuration, threads=CONCURRENCY + 1, namespaces=namespaces or None)
@@ -132,9 +134,7 @@ async def run_operator(
         ),
         asyncio.create_task(operator.run(stop), name="reconciler"),
     ]
-    api = None
-    if api_listen is not None:
-        api = embedded_server(store, api_listen, admin_keys)
+    if api is not None:
         tasks.append(asyncio.create_task(api.serve(), name="api"))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

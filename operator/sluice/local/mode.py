@@ -1,8 +1,9 @@
 """``sluice local PATH``: Sluice's whole job on one machine.
 
-The manifests under PATH are applied to the store (the ``sluice apply`` core, pruning what the
-files no longer hold) and watched: a file edited, added or removed is applied again within a
-second. The read-only API serves the store. Every enabled pipeline runs on its schedule with
+The manifests under PATH are applied to the store (the ``sluice apply`` core, pruning what these
+paths applied before and no longer hold) and watched: a file edited, added or removed is applied
+again within a second, once it has held still for one look (an editor's save is never applied
+half done). The read-only API serves the store. Every enabled pipeline runs on its schedule with
 the CronJob's rules (``schedulePeriod`` from ``scheduleStart``, UTC; a run still going when the
 next is due makes that one skipped, as ``concurrencyPolicy: Forbid`` does), each run a child
 ``sluice export`` prepared as a runner pod is (:mod:`sluice.local.runs`). An invalid edit is
@@ -25,18 +26,20 @@ from sluice.controller.runner import SecretValues
 from sluice.controller.schedule import next_run
 from sluice.controller.summary import RunSummary
 from sluice.installation import INSTALLED
-from sluice.local.runs import LocalRun, PipelineSetup, prepare_run
+from sluice.local.runs import LocalRun, PipelineSetup, WarehouseTurns, duckdb_file, prepare_run
 from sluice.manifests import manifest_files, read_manifests
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
 from sluice.model.workspace import Workspace
-from sluice.reconcile import apply
+from sluice.reconcile import NothingToPruneError, apply, apply_set_of
 from sluice.store import Change, FinishedRun, Store
 
 #: How often the manifests and the schedule are looked at.
 POLL_SECONDS = 0.25
 #: How long running exports are given to stop cleanly when local mode stops.
 STOP_SECONDS = 120.0
+
+_KEPT = "what was applied before keeps running"
 
 _Key = tuple[str, str, str]
 _Snapshot = dict[Path, tuple[int, int]]
@@ -67,28 +70,38 @@ class LocalMode:
     invalid: bool = False
     _secrets: SecretValues = field(default_factory=dict)
     _valid: dict[_Key, Workspace | Connection | Pipeline] = field(default_factory=dict)
-    _snapshot: _Snapshot | None = None
+    #: The files as they were last applied, and as they were at the last look.
+    _applied: _Snapshot | None = None
+    _looked: _Snapshot | None = None
     _schedules: dict[int, _Scheduled] = field(default_factory=dict)
     _runs: dict[int, tuple[LocalRun, asyncio.Task[None]]] = field(default_factory=dict)
+    _turns: WarehouseTurns = field(default_factory=WarehouseTurns)
 
     # -- the manifests ---------------------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Apply the manifests if any file changed since the last look; whether they had."""
+        """Apply the manifests if a file changed since they were last applied and has not
+        changed since the last look; whether they were applied."""
         snapshot = _snapshot(self.paths)
-        if snapshot == self._snapshot:
+        settled = snapshot == self._looked
+        self._looked = snapshot
+        first = self._applied is None
+        if snapshot == self._applied or not (first or settled):
             return False
-        first = self._snapshot is None
-        self._snapshot = snapshot
+        self._applied = snapshot
         manifests = read_manifests(self.paths)
         if manifests.problems:
             # An unreadable file must not look like deleted objects: nothing is applied.
             for problem in manifests.problems:
                 self.say(problem.text())
-            self.say("nothing applied: fix the manifests; what was applied before keeps running")
+            self.say(f"nothing applied: fix the manifests; {_KEPT}")
             self.invalid = True
             return True
-        applied = apply(self.store, manifests, INSTALLED, prune=True)
+        try:
+            applied = apply(self.store, manifests, INSTALLED, apply_set_of(self.paths), prune=True)
+        except NothingToPruneError as refused:
+            self.say(f"{refused}; {_KEPT}")
+            return True
         self.invalid = any(item.error is not None for item in applied)
         for item in applied:
             resource = item.resource
@@ -144,14 +157,21 @@ class LocalMode:
         job_name = f"local-{run.started_at:%Y%m%d-%H%M%S}"
         run_id = self.store.start_run(pipeline_id, job_name, run.started_at)
         self.say(f"{label}: run {job_name} started")
-        task = asyncio.create_task(self._finish(pipeline_id, setup, run, run_id))
+        turn = self._turns.turn(duckdb_file(setup.workspace, environment), label, self.say)
+        task = asyncio.create_task(self._finish(pipeline_id, setup, run, run_id, turn))
         self._runs[pipeline_id] = (run, task)
 
     async def _finish(
-        self, pipeline_id: int, setup: PipelineSetup, run: LocalRun, run_id: int
+        self,
+        pipeline_id: int,
+        setup: PipelineSetup,
+        run: LocalRun,
+        run_id: int,
+        turn: contextlib.AbstractAsyncContextManager[None],
     ) -> None:
         try:
-            summary = await run.run()
+            async with turn:
+                summary = await run.run()
             self.store.finish_run(run_id, FinishedRun.of(summary))
             self.finished.append((setup, summary))
             self.say(f"{_label(setup)}: {summary_line(summary)}")
@@ -260,7 +280,8 @@ async def run_local(
 ) -> int:
     """``sluice local``: until SIGINT or SIGTERM (exit code 0), or with ``once`` until every
     enabled pipeline ran once (exit code as :func:`once_exit_code` says)."""
-    from sluice.api.server import embedded_server  # noqa: PLC0415 - uvicorn only when serving
+    # uvicorn only when serving.
+    from sluice.api.server import EmbeddedServer, embedded_server  # noqa: PLC0415
 
     def say(line: str) -> None:
         out.write(line + "\n")
@@ -272,9 +293,13 @@ async def run_local(
     loop = asyncio.get_running_loop()
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
-    api = embedded_server(store, listen, admin_keys) if listen is not None else None
-    serving = asyncio.create_task(api.serve()) if api is not None else None
+    api: EmbeddedServer | None = None
+    serving: asyncio.Task[None] | None = None
     try:
+        if listen is not None:
+            # Bound before anything is applied: a busy address ends local mode at once.
+            api = embedded_server(store, listen, admin_keys)
+            serving = asyncio.create_task(api.serve())
         if once:
             finished = await mode.once(stop)
             if not finished:

@@ -6,6 +6,9 @@ the warehouse DSN in an environment variable, then runs ``sluice export --config
 gets exactly that: the config file and the credentials folder under the run folder, the DSN in
 the child's environment, and the same command in a child process. Only the credentials
 folder's path differs from a pod's, so local runs and cluster runs cannot drift apart.
+
+Runs on the same DuckDB file take turns (:class:`WarehouseTurns`): DuckDB lets one process at a
+time open a file for writing.
 """
 
 from __future__ import annotations
@@ -16,13 +19,19 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.controller.builders import config_text, export_config
-from sluice.controller.runner import CONFIG_FILE, EXPORT_COMMAND, SecretValues, runner_secrets
+from sluice.controller.runner import (
+    CONFIG_FILE,
+    EXPORT_COMMAND,
+    WAREHOUSE_DSN_ENV,
+    SecretValues,
+    runner_secrets,
+)
 from sluice.controller.summary import RunSummary, parse_summary
 from sluice.model.connection import Connection
 from sluice.model.pipeline import Pipeline
@@ -71,6 +80,45 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def duckdb_file(workspace: Workspace, environment: Mapping[str, str]) -> Path | None:
+    """The DuckDB file a run of the workspace opens, given the environment :func:`prepare_run`
+    returned (a relative path is the child's: it runs in this working folder); None for
+    another warehouse."""
+    warehouse = workspace.warehouse
+    location = warehouse.path or environment.get(WAREHOUSE_DSN_ENV)
+    if warehouse.type != "DuckDB" or not location:
+        return None
+    return Path(location).resolve()
+
+
+class WarehouseTurns:
+    """Runs on the same DuckDB file take turns, in the order they started: DuckDB lets one
+    process at a time open a file for writing, so a second run at once would fail to open it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Path, asyncio.Lock] = {}
+        self._holders: dict[Path, str] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(
+        self, file: Path | None, label: str, say: Callable[[str], None]
+    ) -> AsyncIterator[None]:
+        """Hold ``file`` (None: no turn to take) for the run of ``label``, saying so when it
+        has to wait."""
+        if file is None:
+            yield
+            return
+        lock = self._locks.setdefault(file, asyncio.Lock())
+        if lock.locked():
+            say(
+                f"{label}: waiting for its turn on the DuckDB warehouse {file}, which "
+                f"{self._holders[file]} is using (one run at a time per file)"
+            )
+        async with lock:
+            self._holders[file] = label
+            yield
+
+
 class LocalRun:
     """A child ``sluice export``: started in a session of its own, so a Ctrl-C in the terminal
     reaches local mode only, which then asks the child to stop (SIGTERM) and waits for it."""
@@ -88,9 +136,12 @@ class LocalRun:
         self.log = log
         self.started_at = datetime.now(UTC)
         self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
 
     async def run(self) -> RunSummary:
         """Run the child to its end; its summary, or a Failed one saying why there is none."""
+        if self._stopping:
+            return self._failed("stopped before it started")
         termination_log = self.folder / TERMINATION_LOG_FILE
         termination_log.unlink(missing_ok=True)
         self._process = await asyncio.create_subprocess_exec(
@@ -108,16 +159,15 @@ class LocalRun:
             if summary is not None:
                 return summary
         detail = " | ".join(last_lines) or "no output"
-        return RunSummary(
-            "Failed",
-            self.started_at,
-            datetime.now(UTC),
-            {},
-            f"sluice export exited with code {code} without a summary: {detail}",
-        )
+        return self._failed(f"sluice export exited with code {code} without a summary: {detail}")
+
+    def _failed(self, error: str) -> RunSummary:
+        return RunSummary("Failed", self.started_at, datetime.now(UTC), {}, error)
 
     def stop(self) -> None:
-        """Ask the child to stop cleanly (it records what the application acknowledged)."""
+        """Ask the child to stop cleanly (it records what the application acknowledged); a
+        run that has not started yet never will."""
+        self._stopping = True
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.send_signal(signal.SIGTERM)

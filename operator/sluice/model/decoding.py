@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import pydantic
 from pydantic_core import ErrorDetails
 
-from sluice.model.errors import ApiError, Location, bad_request, format_location
+from sluice.model.errors import ApiError, Location, bad_request, did_you_mean, format_location
 from sluice.model.specs import Spec
 from sluice.model.types import SchemaError, Type, parse_type
 
@@ -35,10 +35,10 @@ def decode_spec(model: type[S], data: Any, location: Location = ("spec",)) -> S:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as err:
-        raise _first_error(err.errors(), location) from None
+        raise _first_error(model, err.errors(), location) from None
 
 
-def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
+def _first_error(model: type[Spec], errors: list[ErrorDetails], base: Location) -> ApiError:
     first = errors[0]
     location = _location(first, base)
     where = format_location(location)
@@ -47,7 +47,9 @@ def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
         return bad_request(f"{where} is required", location)
     if kind == "extra_forbidden":
         parent = format_location(location[:-1])
-        return bad_request(f'unknown field "{location[-1]}" in {parent}', location)
+        unknown = str(location[-1])
+        hint = did_you_mean(unknown, _member_names(model, location[len(base) : -1]))
+        return bad_request(f'unknown field "{unknown}" in {parent}{hint}', location)
     if kind in _EXPECTED:
         # A union (``int | str``) reports one type error per member, at the same location.
         expected = [
@@ -62,12 +64,37 @@ def _first_error(errors: list[ErrorDetails], base: Location) -> ApiError:
 
 
 def _quoting_hint(error: ErrorDetails) -> str:
-    """YAML reads unquoted ``3``, ``true`` or ``2024-01-02`` as numbers, booleans and dates."""
+    """YAML reads unquoted ``3``, ``yes`` or ``2024-01-02`` as numbers, booleans and dates."""
     value = error.get("input")
     if error["type"] != "string_type" or not isinstance(value, int | float | date):
         return ""
+    if isinstance(value, bool):
+        # Which word was written (yes, on, y, true...) is lost: name them all.
+        return ": quote it (unquoted, yes, no, on, off, y, n, true and false are YAML booleans)"
     literal = json.dumps(value) if isinstance(value, int | float) else value.isoformat()
     return f': write "{literal}" (quoted) instead of {literal}'
+
+
+def _member_names(model: type[pydantic.BaseModel], path: Location) -> list[str]:
+    """The member names (as written in manifests) of the object at ``path`` in ``model``."""
+    models = [model]
+    for step in path:
+        if isinstance(step, str):  # list indexes lead to the same models
+            models = [
+                inner
+                for outer in models
+                for name, field in outer.model_fields.items()
+                if step in (name, field.alias)
+                for inner in _models_in(field.annotation)
+            ]
+    return [field.alias or name for m in models for name, field in m.model_fields.items()]
+
+
+def _models_in(annotation: Any) -> list[type[pydantic.BaseModel]]:
+    """The models an annotation names: itself, or those in ``X | None``, ``list[X]``, ..."""
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
 def _location(error: ErrorDetails, base: Location) -> Location:

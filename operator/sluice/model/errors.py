@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: A location inside a document: member names and list indexes, outermost first.
@@ -30,6 +32,14 @@ def parse_location(text: str) -> Location:
     for name, index, key in re.findall(r'([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"]*)"\]', text):
         location.append(int(index) if index else name or key)
     return tuple(location)
+
+
+def did_you_mean(word: str, names: Iterable[str]) -> str:
+    """`` (did you mean "exportMode"?)`` when one of ``names`` is close to a misspelled
+    ``word`` (case aside), else ``""``: a hint to append to an "unknown" message."""
+    by_lower = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(word.lower(), by_lower, n=1)
+    return f' (did you mean "{by_lower[close[0]]}"?)' if close else ""
 
 
 class LocatedError(ValueError):

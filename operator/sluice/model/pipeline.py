@@ -212,8 +212,8 @@ def pipeline_to_api(pipeline: Pipeline, running: bool = False) -> dict[str, Any]
             "function": None
             if function is None
             else {
-                "language": function.language,
                 "source": function.source,
+                "language": function.language,
                 "preserveJSON": function.preserve_json,
                 "inPaths": list(function.in_paths),
                 "outPaths": list(function.out_paths),

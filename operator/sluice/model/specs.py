@@ -28,7 +28,8 @@ SCHEMA_DESCRIPTION = (
 
 
 class Spec(BaseModel):
-    # Strict: YAML's "yes" or "5" must not silently become a boolean or a number.
+    # Strict: a quoted "true" or "5" must not silently become a boolean or a number (an
+    # unquoted yes is a boolean already, as kubectl reads it: see sluice.manifests).
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, frozen=True)
 
 

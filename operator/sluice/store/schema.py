@@ -3,7 +3,9 @@
 The store is derived state: workspaces, connections and pipelines can always be rebuilt from the
 manifests (or the cluster); run history is the part only the store keeps. Each resource row keeps
 the spec of its last *valid* version, and beside it the error of the newest version when that
-one was refused, so an invalid edit never replaces what runs (GitOps safety).
+one was refused, so an invalid edit never replaces what runs (GitOps safety). Each resource row
+also names the apply set that last applied it, so that pruning removes only what its own source
+applied.
 """
 
 from __future__ import annotations
@@ -13,6 +15,11 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
+
+#: An apply set names the source of a resource (``sluice.reconcile.apply_set_of``): a digest of
+#: the manifests' paths, or the cluster. None for rows written before version 3, which no source
+#: prunes.
+APPLY_SET = sa.String(64)
 
 schema_version = sa.Table(
     "sluice_schema_version",
@@ -29,6 +36,7 @@ workspaces = sa.Table(
     sa.Column("spec", sa.JSON, nullable=True),  # last valid spec, as written in the manifest
     sa.Column("error", sa.JSON, nullable=True),  # the newest version's error, if refused
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("apply_set", APPLY_SET, nullable=True),  # the source that last applied it
 )
 
 # A workspace's keys to the read-only API, as SHA-256 digests: the store never holds a key, and
@@ -55,6 +63,7 @@ connections = sa.Table(
     sa.Column("spec", sa.JSON, nullable=True),
     sa.Column("error", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("apply_set", APPLY_SET, nullable=True),  # the source that last applied it
 )
 
 pipelines = sa.Table(
@@ -73,6 +82,7 @@ pipelines = sa.Table(
     sa.Column("schedule_start", sa.Integer, nullable=True),
     sa.Column("error", sa.JSON, nullable=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("apply_set", APPLY_SET, nullable=True),  # the source that last applied it
     sa.UniqueConstraint("namespace", "name", name="pipelines_namespace_name"),
 )
 # The valid pipelines of a namespace, the API's listing: counting and paging read this index
@@ -118,11 +128,23 @@ def _index_valid_pipelines(connection: sa.Connection) -> None:
     valid_pipelines_by_namespace.create(connection, checkfirst=True)
 
 
+def _add_apply_sets(connection: sa.Connection) -> None:
+    for table in (workspaces, connections, pipelines):
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(table.name)}
+        # A new store got the column with its tables in version 1.
+        if "apply_set" not in columns:
+            column_type = APPLY_SET.compile(dialect=connection.dialect)
+            connection.execute(
+                sa.text(f"ALTER TABLE {table.name} ADD COLUMN apply_set {column_type}")
+            )
+
+
 #: Migrations by the version they bring the store to, applied in order on start. A released
 #: migration never changes: a new schema is a new entry.
 MIGRATIONS: tuple[tuple[int, Callable[[sa.Connection], None]], ...] = (
     (1, _create_v1),
     (2, _index_valid_pipelines),
+    (3, _add_apply_sets),
 )
 LATEST_VERSION = MIGRATIONS[-1][0]
 

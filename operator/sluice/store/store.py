@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 
@@ -43,6 +43,8 @@ class StoredResource:
     valid: bool
     error: dict[str, Any] | None
     id: int | None = None
+    #: The source that last applied it; None when applied before sources were recorded.
+    apply_set: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,26 @@ class FinishedRun:
             "error": self.error,
             "error_samples": self.error_samples or [],
         }
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """What the store knows of a pipeline beside its body: whether its newest version was
+    valid, and its runs."""
+
+    #: A valid version is stored, and is the one that runs.
+    in_force: bool
+    #: The newest version's error (:func:`error_record`), when that version was refused.
+    error: dict[str, Any] | None
+    #: 1 for the first valid version, one more for each valid change; 0 before any.
+    generation: int
+    updated_at: str
+    enabled: bool
+    schedule_period: str | None
+    schedule_start: int | None
+    running: bool
+    #: The newest run, as ``GET /v1/pipelines/{id}/runs`` lists it.
+    last_run: dict[str, Any] | None
 
 
 def error_record(error: ApiError) -> dict[str, Any]:
@@ -171,25 +193,30 @@ class Store:
         outcome: Outcome,
         api_keys: Sequence[str] | None = None,
         *,
+        apply_set: str | None = None,
         connection: sa.Connection | None = None,
     ) -> Change:
         """Record a validated resource: a valid version replaces the stored one; an invalid one
         is recorded beside the last valid version, which stays in force.
 
         ``api_keys`` are a valid Workspace's keys to the read-only API (None: unknown here, the
-        stored ones stay). Within ``connection``'s transaction when given (many saves, one
-        commit).
+        stored ones stay). ``apply_set`` is the source applying it, which it then belongs to
+        (None: the stored one stays, as when a held resource is re-validated). Within
+        ``connection``'s transaction when given (many saves, one commit).
         """
+        values: dict[str, Any] = {"updated_at": _now()}
+        if apply_set is not None:
+            values["apply_set"] = apply_set
         with self._writing(connection) as writer:
             match outcome.resource.kind:
                 case "Workspace":
-                    change = self._save_workspace(writer, outcome)
+                    change = self._save_workspace(writer, outcome, values)
                     if api_keys is not None and outcome.error is None:
                         self._replace_api_keys(writer, outcome.resource.namespace, api_keys)
                 case "Connection":
-                    change = self._save_connection(writer, outcome)
+                    change = self._save_connection(writer, outcome, values)
                 case _:
-                    change = self._save_pipeline(writer, outcome)
+                    change = self._save_pipeline(writer, outcome, values)
         # A refused version is reported as such even when its error was already recorded.
         return Change.INVALID if outcome.error is not None else change
 
@@ -203,12 +230,14 @@ class Store:
         with self._writing(connection) as writer:
             writer.execute(table.delete().where(condition))
 
-    def _save_workspace(self, connection: sa.Connection, outcome: Outcome) -> Change:
+    def _save_workspace(
+        self, connection: sa.Connection, outcome: Outcome, values: dict[str, Any]
+    ) -> Change:
         resource = outcome.resource
         row = connection.execute(
             sa.select(workspaces).where(workspaces.c.namespace == resource.namespace)
         ).first()
-        values: dict[str, Any] = {"name": resource.name, "updated_at": _now()}
+        values["name"] = resource.name
         if isinstance(outcome.value, Workspace):
             values |= {"spec": _json_safe(resource.spec), "error": None}
         else:
@@ -237,13 +266,14 @@ class Store:
                 api_keys.insert(), [{"digest": d, "namespace": namespace} for d in digests]
             )
 
-    def _save_connection(self, connection: sa.Connection, outcome: Outcome) -> Change:
+    def _save_connection(
+        self, connection: sa.Connection, outcome: Outcome, values: dict[str, Any]
+    ) -> Change:
         resource = outcome.resource
         where = (connections.c.namespace == resource.namespace) & (
             connections.c.name == resource.name
         )
         row = connection.execute(sa.select(connections).where(where)).first()
-        values: dict[str, Any] = {"updated_at": _now()}
         if isinstance(outcome.value, Connection):
             values |= {
                 "spec": _json_safe(resource.spec),
@@ -260,12 +290,13 @@ class Store:
             return Change.CREATED
         return self._update(connection, connections, where, row, values)
 
-    def _save_pipeline(self, connection: sa.Connection, outcome: Outcome) -> Change:
+    def _save_pipeline(
+        self, connection: sa.Connection, outcome: Outcome, values: dict[str, Any]
+    ) -> Change:
         resource = outcome.resource
         assert outcome.pipeline_id is not None
         where = pipelines.c.id == outcome.pipeline_id
         row = connection.execute(sa.select(pipelines).where(where)).first()
-        values: dict[str, Any] = {"updated_at": _now()}
         if isinstance(outcome.value, Pipeline):
             pipeline = outcome.value
             body = pipeline_to_api(pipeline)
@@ -304,11 +335,12 @@ class Store:
         row: sa.Row[Any],
         values: dict[str, Any],
     ) -> Change:
-        changed = {k: v for k, v in values.items() if k != "updated_at" and getattr(row, k) != v}
+        changed = {k for k, v in values.items() if getattr(row, k) != v} - {"updated_at"}
         if not changed:
             return Change.UNCHANGED
         connection.execute(table.update().where(where).values(**values))
-        return Change.CONFIGURED
+        # Which source applied a resource is bookkeeping: the resource itself did not change.
+        return Change.CONFIGURED if changed - {"apply_set"} else Change.UNCHANGED
 
     # -----------------------------------------------------------------------------------------
     # Reads for the API
@@ -347,6 +379,26 @@ class Store:
         if row is None:
             return None
         return row.namespace, _with_running(row.body, row.running)
+
+    def pipeline_state(self, pipeline_id: int) -> tuple[str, PipelineState] | None:
+        """Any stored pipeline's namespace and state, valid or refused."""
+        with self.engine.connect() as connection:
+            row = connection.execute(_PIPELINE_STATE, {"id": pipeline_id}).first()
+            if row is None:
+                return None
+            run = connection.execute(_LAST_RUN, {"id": pipeline_id}).first()
+        state = PipelineState(
+            in_force=bool(row.in_force),
+            error=row.error,
+            generation=row.generation,
+            updated_at=_iso(row.updated_at),
+            enabled=row.enabled,
+            schedule_period=row.schedule_period,
+            schedule_start=row.schedule_start,
+            running=bool(row.running),
+            last_run=_run_body(run) if run is not None else None,
+        )
+        return row.namespace, state
 
     def pipelines(
         self,
@@ -491,6 +543,20 @@ _WORKSPACE_NAMESPACE = sa.select(workspaces.c.namespace).where(
 _PIPELINE_BODY = sa.select(pipelines.c.namespace, _body_text(), _running()).where(
     pipelines.c.id == sa.bindparam("id"), pipelines.c.body.is_not(None)
 )
+_PIPELINE_STATE = sa.select(
+    pipelines.c.namespace,
+    pipelines.c.body.is_not(None).label("in_force"),
+    pipelines.c.error,
+    pipelines.c.generation,
+    pipelines.c.updated_at,
+    pipelines.c.enabled,
+    pipelines.c.schedule_period,
+    pipelines.c.schedule_start,
+    _running(),
+).where(pipelines.c.id == sa.bindparam("id"))
+_LAST_RUN = (
+    sa.select(runs).where(runs.c.pipeline == sa.bindparam("id")).order_by(runs.c.id.desc()).limit(1)
+)
 
 
 def _run_body(row: sa.Row[Any]) -> dict[str, Any]:
@@ -507,6 +573,10 @@ def _run_body(row: sa.Row[Any]) -> dict[str, Any]:
     }
 
 
+@overload
+def _iso(moment: datetime) -> str: ...
+@overload
+def _iso(moment: datetime | None) -> str | None: ...
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
@@ -521,6 +591,7 @@ def _stored(kind: str, row: sa.Row[Any], resource_id: int | None) -> StoredResou
         valid=row.spec is not None,
         error=row.error,
         id=resource_id,
+        apply_set=row.apply_set,
     )
 
 
