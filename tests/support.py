@@ -14,7 +14,7 @@ from sluice.manifests import read_manifests
 from sluice.model.capabilities import Capabilities
 from sluice.model.connection import validate_connection
 from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
-from sluice.model.specs import FUNCTION_LANGUAGES
+from sluice.model.specs import FUNCTION_LANGUAGES, WAREHOUSE_TYPES
 from sluice.model.types import Kind, Property, Type
 from sluice.model.workspace import validate_workspace
 
@@ -110,9 +110,11 @@ SEED_PAYLOAD: dict[str, Any] = {
     },
 }
 
-#: Every connector the catalog lists and every function language: for tests of the validation
-#: rules themselves, whatever this installation can run.
-EVERYTHING = Capabilities(frozenset(CONNECTORS), frozenset(FUNCTION_LANGUAGES))
+#: Every connector the catalog lists, every function language and warehouse type: for tests of
+#: the validation rules themselves, whatever this installation can run.
+EVERYTHING = Capabilities(
+    frozenset(CONNECTORS), frozenset(FUNCTION_LANGUAGES), frozenset(WAREHOUSE_TYPES)
+)
 
 
 @functools.cache

@@ -3,12 +3,19 @@ local mode, the operator) and the engine both ask, so that a pipeline accepted i
 that can run.
 
 A connector is here once its module registers a factory in sluice.apps.registry; a function
-language once it has a runner (none yet).
+language once it has a runner (none yet); DuckDB warehouses where the duckdb package is
+installed (the `duckdb` extra: local mode has it, the container image does not).
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 from sluice.apps.registry import MODULES
 from sluice.model.capabilities import Capabilities
 
-INSTALLED = Capabilities(connectors=frozenset(MODULES), languages=frozenset())
+_WAREHOUSES = {"PostgreSQL"} | ({"DuckDB"} if importlib.util.find_spec("duckdb") else set())
+
+INSTALLED = Capabilities(
+    connectors=frozenset(MODULES), languages=frozenset(), warehouses=frozenset(_WAREHOUSES)
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -248,6 +249,21 @@ def test_a_pipeline_on_a_connection_with_an_unknown_connector() -> None:
     spec = {**example_spec("Connection", "hubspot"), "connector": "pipedrive"}
     found = errors(namespace(Connection=Resource("Connection", "marketing", "hubspot", spec)))
     assert str(found["ExportPipeline/export-customers"]).startswith("connector does not exist")
+
+
+def test_a_warehouse_type_this_installation_cannot_read_is_refused() -> None:
+    spec = example_spec("Workspace", "marketing")
+    spec["warehouse"] = {"type": "DuckDB", "path": "/var/lib/sluice/warehouse.duckdb"}
+    resources = namespace(Workspace=Resource("Workspace", "marketing", "marketing", spec))
+    without_duckdb = dataclasses.replace(EVERYTHING, warehouses=frozenset({"PostgreSQL"}))
+
+    outcomes = validate_resources(resources, without_duckdb)
+
+    refused, _, pipeline = outcomes
+    assert refused.error is not None
+    assert refused.error.message.startswith("this installation cannot read DuckDB warehouses")
+    assert pipeline.error is not None and "workspace does not exist" in pipeline.error.message
+    assert all(o.error is None for o in validate_resources(resources, EVERYTHING))
 
 
 def test_namespaces_do_not_see_each_other() -> None:

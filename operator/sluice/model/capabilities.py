@@ -12,3 +12,5 @@ class Capabilities:
     connectors: frozenset[str]
     #: Function languages with a runner: any other is "transformation language is not supported".
     languages: frozenset[str]
+    #: Warehouse types this installation can read: a Workspace of another type is refused.
+    warehouses: frozenset[str]

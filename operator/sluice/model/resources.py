@@ -61,25 +61,18 @@ def validate_resources(
     )
     outcomes: dict[int, Outcome] = {}
     for namespace, members in by_namespace.items():
-        validator = _NamespaceValidator(
-            namespace, capabilities.connectors, capabilities.languages, secrets or {}
-        )
+        validator = _NamespaceValidator(namespace, capabilities, secrets or {})
         for resource, outcome in validator.run(members, ids):
             outcomes[id(resource)] = outcome
     return [outcomes[id(r)] for r in resources]
 
 
 class _NamespaceValidator:
-    def __init__(
-        self,
-        namespace: str,
-        connectors: Collection[str],
-        languages: Collection[str],
-        secrets: SecretKeys,
-    ) -> None:
+    def __init__(self, namespace: str, capabilities: Capabilities, secrets: SecretKeys) -> None:
         self.namespace = namespace
-        self.connectors = connectors
-        self.languages = languages
+        self.connectors = capabilities.connectors
+        self.languages = capabilities.languages
+        self.warehouses = capabilities.warehouses
         self.secrets = secrets
 
     def run(
@@ -113,6 +106,14 @@ class _NamespaceValidator:
             )
         try:
             workspace = validate_workspace(resource.namespace, resource.name, resource.spec)
+            kind = workspace.warehouse.type
+            if kind not in self.warehouses:
+                raise bad_request(
+                    f"this installation cannot read {kind} warehouses (the duckdb package is "
+                    "not installed: Sluice's container image reads PostgreSQL; for DuckDB, "
+                    "install sluice[duckdb])",
+                    ("spec", "warehouse", "type"),
+                )
             dsn = workspace.warehouse.dsn_secret
             if dsn is not None:
                 self._check_secret_key(dsn.name, dsn.key, ("spec", "warehouse", "dsnSecretRef"))
