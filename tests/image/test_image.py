@@ -342,8 +342,9 @@ def test_the_dependencies_ship_as_bytecode_and_sluice_with_its_sources(image: Bu
     assert (site / "sluice/engine/run.py").is_file()
 
 
-def test_a_duckdb_pipeline_in_the_image_fails_with_what_to_do(image: BuiltImage) -> None:
-    # The demo's pipeline reads a DuckDB file: the image has no DuckDB.
+def test_a_duckdb_workspace_is_refused_in_the_image_with_what_to_do(image: BuiltImage) -> None:
+    # The demo's pipeline reads a DuckDB file: the image has no DuckDB, so its installation
+    # registry refuses the Workspace before anything runs.
     manifests = image.root / "tmp" / "demo"
     shutil.copytree(image_build.REPOSITORY / "examples" / "demo", manifests)
     try:
@@ -353,7 +354,9 @@ def test_a_duckdb_pipeline_in_the_image_fails_with_what_to_do(image: BuiltImage)
     finally:
         shutil.rmtree(manifests)
     assert completed.returncode == 1
-    assert "DuckDB warehouses need the duckdb package" in completed.stdout + completed.stderr
+    output = completed.stdout + completed.stderr
+    assert "this installation cannot read DuckDB warehouses" in output
+    assert "install sluice[duckdb]" in output
 
 
 def test_tls_in_the_image_trusts_certifis_bundle(image: BuiltImage) -> None:
