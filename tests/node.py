@@ -435,7 +435,9 @@ class NodeFiles:
 
     @property
     def kubelet_dir(self) -> Path:
-        return self.root / "kubelet"
+        # Beside the socket, for the same reason: the kubelet makes sockets of its own in its
+        # root (pod-resources/<10 digits>), which a long pytest folder took past 108 bytes.
+        return SOCKET_DIR / "kubelet"
 
 
 def start_node(
