@@ -35,9 +35,9 @@ the floor, as the floor has no interpreter to start either; the child's start-up
 the same at any size) is printed beside it.
 
 Targets: the no-change rerun ≤ 1.5× the floor with zero application requests besides the schema
-read; the 1 % rerun ≤ 2× the floor; peak RSS < 300 MB at both sizes and within 10 % of each
-other; the full export ≥ 30,000 profiles/s. Everything is printed first; exits 1 when a target
-is missed (or a check fails).
+and account reads every run makes; the 1 % rerun ≤ 2× the floor; peak RSS < 300 MB at both
+sizes and within 10 % of each other; the full export ≥ 30,000 profiles/s. Everything is
+printed first; exits 1 when a target is missed (or a check fails).
 
     .venv/bin/python benchmarks/bench_export.py [--profiles 1000000] [--hubspot-rate-limit]
 """
@@ -104,8 +104,9 @@ TARGET_ONE_PERCENT = 2.0
 TARGET_RSS = 300 * 10**6
 TARGET_RSS_SPREAD = 0.10
 TARGET_RATE = 30_000
-#: Application requests a run may send without reading or writing users.
-SCHEMA_READ = "GET /crm/v3/properties/contacts"
+#: Application requests every run sends before reading or writing users: the destination
+#: schema, and the account whose bookkeeping the run uses.
+RUN_READS = frozenset({"GET /crm/v3/properties/contacts", "GET /account-info/v3/details"})
 
 
 @dataclass
@@ -433,7 +434,7 @@ def measure(profiles: int, rate_limited: bool) -> int:
                 same.counts.get("unchanged") == selected and same.counts.get("read") == 0,
                 f"no-change rerun: counts {same.counts}",
             )
-            application = {k: v for k, v in same.requests.items() if k != SCHEMA_READ}
+            application = {k: v for k, v in same.requests.items() if k not in RUN_READS}
             checks.expect(
                 not application,
                 f"no-change rerun: the application received requests {application}",
@@ -468,7 +469,7 @@ def measure(profiles: int, rate_limited: bool) -> int:
     )
     for name, run in rows:
         count = small // 2 if run is small_run else selected
-        sent = sum(v for k, v in run.requests.items() if k != SCHEMA_READ)
+        sent = sum(v for k, v in run.requests.items() if k not in RUN_READS)
         print(
             f"{name:28} {run.seconds:8.2f} {run.engine_seconds:8.2f} {run.cpu_seconds:7.2f} "
             f"{run.seconds / floor:8.2f} {run.engine_seconds / floor:9.2f} "
@@ -478,8 +479,8 @@ def measure(profiles: int, rate_limited: bool) -> int:
     print(
         "(seconds: the child from start to exit, interpreter start-up included; run s: the run "
         "itself, from the summary's startedAt to finishedAt; CPU s: the child's; profiles/s: "
-        "selected profiles per second of the whole child; requests: to the twin, schema reads "
-        "aside)"
+        "selected profiles per second of the whole child; requests: to the twin, schema and "
+        "account reads aside)"
     )
     print()
     results = [

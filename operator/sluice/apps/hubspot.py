@@ -354,11 +354,17 @@ def error_message(response: httpx.Response) -> str:
 _EXISTING_ID = re.compile(r"Existing ID: *([0-9]+)")
 
 
-def _refusal(error: Mapping[str, Any], key: int, match: _Matching | None) -> WriteResult:
+def _refusal(kind: str, error: Mapping[str, Any], key: int, match: _Matching | None) -> WriteResult:
     """A record's refusal; a create matched by email colliding with the contact that holds
     the email names that contact instead: HubSpot's CONFLICT "Contact already exists.
-    Existing ID: <id>" is about emails (a unique custom property's conflict is not read so)."""
-    if match is not None and match.field.name == "email" and error.get("category") == "CONFLICT":
+    Existing ID: <id>" is about emails (a unique custom property's conflict is not read so;
+    an upsert or update conflicts with another contact than the one it writes)."""
+    if (
+        kind == "create"
+        and match is not None
+        and match.field.name == "email"
+        and error.get("category") == "CONFLICT"
+    ):
         holder = _EXISTING_ID.search(str(error.get("message") or ""))
         if holder is not None:
             return WriteResult(key, existing_id=holder.group(1))
@@ -696,8 +702,7 @@ class HubSpotConnector:
                     await self._send(kind, left, results, match)
                     return
             if len(batch) == 1:
-                conflict_match = match if kind == "create" else None
-                results[records[0].key] = _refusal(body, records[0].key, conflict_match)
+                results[records[0].key] = _refusal(kind, body, records[0].key, match)
                 return
             # HubSpot refused the whole batch (nothing was written): halves find the culprit.
             half = len(batch) // 2
@@ -790,7 +795,7 @@ def _map_batch(
             ]
         if targets:
             for target in targets:
-                settle(_refusal(error, target.key, match if kind == "create" else None))
+                settle(_refusal(kind, error, target.key, match))
         else:
             unassigned.append(_error_text(error))
     left = [r for r in records if r.key not in answered]

@@ -70,9 +70,7 @@ def validate_resources(
 class _NamespaceValidator:
     def __init__(self, namespace: str, capabilities: Capabilities, secrets: SecretKeys) -> None:
         self.namespace = namespace
-        self.connectors = capabilities.connectors
-        self.languages = capabilities.languages
-        self.warehouses = capabilities.warehouses
+        self.capabilities = capabilities
         self.secrets = secrets
 
     def run(
@@ -107,7 +105,7 @@ class _NamespaceValidator:
         try:
             workspace = validate_workspace(resource.namespace, resource.name, resource.spec)
             kind = workspace.warehouse.type
-            if kind not in self.warehouses:
+            if kind not in self.capabilities.warehouses:
                 raise bad_request(
                     f"this installation cannot read {kind} warehouses (the duckdb package is "
                     "not installed: Sluice's container image reads PostgreSQL; for DuckDB, "
@@ -129,7 +127,7 @@ class _NamespaceValidator:
         for resource in resources:
             try:
                 connection = validate_connection(
-                    resource.namespace, resource.name, resource.spec, self.connectors
+                    resource.namespace, resource.name, resource.spec, self.capabilities.connectors
                 )
             except ApiError as err:
                 outcomes.append(Outcome(resource, error=err))
@@ -174,7 +172,7 @@ class _NamespaceValidator:
             workspace=valid[0] if valid else None,
             workspace_error=errors[0] if errors else None,
             connections=entries,
-            languages=self.languages,
+            languages=self.capabilities.languages,
         )
 
     def _check_secret_key(self, name: str, key: str, location: tuple[str, ...]) -> None:

@@ -369,28 +369,24 @@ class ContactStore:
         records: list[dict[str, Any]],
         own: int,
         pending: dict[str, dict[str, int]],
-        where: tuple[int, list[tuple[int, _Failure]], bool],
-    ) -> Answer | bool:
+        traced: bool,
+    ) -> Answer | _Failure | None:
         """One input of a create or upsert, to be written as contact ``own``: a value another
-        contact holds refuses the whole batch (the answer; HubSpot never answers a 207 for a
-        conflict), an invalid value fails the input (False; the whole batch without trace
-        ids), else its unique values are reserved for ``own`` (True). ``where`` is the
-        input's position, the failures so far and whether the inputs carry trace ids."""
+        contact holds refuses the whole batch (an answer; HubSpot never answers a 207 for a
+        conflict); invalid values fail the input (its failure; the whole batch's answer when
+        the inputs carry no trace ids); else its unique values are reserved for ``own``
+        (None)."""
         conflict = self._conflict(values, pending, own)
         if conflict is not None:
             return conflict.whole_batch()
-        position, failures, traced = where
         if records:
             failure = _Failure(400, "VALIDATION_ERROR", _invalid_message(records), records)
-            if not traced:
-                return failure.whole_batch()
-            failures.append((position, failure))
-            return False
+            return failure if traced else failure.whole_batch()
         for name in self.unique_names:
             value = values.get(name)
             if value is not None:
                 pending[name][value] = own
-        return True
+        return None
 
     # -- endpoints --------------------------------------------------------------------------
 
@@ -410,10 +406,11 @@ class ContactStore:
         next_id = self.next_id
         for position, item in enumerate(inputs):
             values, _, records = self._normalize(item.get("properties"))
-            admitted = self._admit(values, records, next_id, pending, (position, failures, traced))
-            if isinstance(admitted, tuple):
-                return admitted
-            if not admitted:
+            refused = self._admit(values, records, next_id, pending, traced)
+            if isinstance(refused, tuple):
+                return refused
+            if refused is not None:
+                failures.append((position, refused))
                 continue
             accepted.append((position, next_id, values))
             next_id += 1
@@ -512,8 +509,8 @@ class ContactStore:
             prop, normalize = self._writable[id_property]
             try:
                 id_value = normalize(prop, raw_id)
-            except InvalidValue as refused:
-                records.append(invalid_record(id_property, refused.code, refused.message))
+            except InvalidValue as invalid:
+                records.append(invalid_record(id_property, invalid.code, invalid.message))
                 id_value = raw_id
             if (id_property, id_value) in named:
                 return 400, error_body(
@@ -524,10 +521,11 @@ class ContactStore:
             contact = self._lookup(id_property, id_value)
             values.setdefault(id_property, id_value)
             own = next_id if contact is None else contact.id
-            admitted = self._admit(values, records, own, pending, (position, failures, traced))
-            if isinstance(admitted, tuple):
-                return admitted
-            if not admitted:
+            refused = self._admit(values, records, own, pending, traced)
+            if isinstance(refused, tuple):
+                return refused
+            if refused is not None:
+                failures.append((position, refused))
                 continue
             if contact is None:
                 next_id += 1
