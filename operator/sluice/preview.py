@@ -1,8 +1,8 @@
 """What a pipeline would send for sample profiles: the filter and the transformation, in memory.
 
-This is reverse ETL's "test a row": users check a mapping on a few profiles before any export
-runs. The same filter semantics and the same compiled mapping serve exports, so what the preview
-shows is what an export would send.
+This is reverse ETL's "test a row": users check a mapping or a function on a few profiles
+before any export runs. The same filter semantics, the same compiled mapping and the same
+function workers serve exports, so what the preview shows is what an export would send.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.filters.evaluate import compile_predicate
+from sluice.functions import FunctionError, FunctionTransformer
 from sluice.mapping import Purpose, RecordError, TimeLayouts, compile_mapping
 from sluice.model.pipeline import Pipeline
 from sluice.model.types import Kind, Type, json_number, property_by_path
@@ -51,43 +52,76 @@ def preview(
     purpose: Purpose,
     time_layouts: TimeLayouts | None = None,
 ) -> Iterator[PreviewLine]:
-    """One outcome per non-blank line of JSON profiles."""
-    if pipeline.mapping is None:
-        raise PreviewError(
-            "only mapping transformations can be previewed: function runners are not in this "
-            "version of Sluice"
-        )
-    mapping = compile_mapping(
-        pipeline.mapping,
-        pipeline.in_schema,
-        pipeline.out_schema,
-        time_layouts=time_layouts or TimeLayouts(),
-    )
+    """One outcome per non-blank line of JSON profiles. A function runs in its sandboxed
+    workers with the limits of an export; one that cannot run raises :class:`PreviewError`."""
+    layouts = time_layouts or TimeLayouts()
     keep = compile_predicate(pipeline.filter, pipeline.in_schema) if pipeline.filter else None
     matching = _Matching(pipeline, purpose)
+    outcomes: list[PreviewLine | tuple[int, dict[str, Any], Any]] = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
             profile = decode_record(profile_schema, _as_read(profile_schema, _json_object(text)))
         except ValueError as err:
-            yield PreviewLine(number, step="InputValidation", error=str(err))
+            outcomes.append(PreviewLine(number, step="InputValidation", error=str(err)))
             continue
         if keep is not None and not keep(profile):
-            yield PreviewLine(number, step="Filter", error="the profile does not match the filter")
+            outcomes.append(
+                PreviewLine(number, step="Filter", error="the profile does not match the filter")
+            )
             continue
         try:
-            value = matching.value_of(profile)
-            record = mapping.transform(profile, purpose)
+            outcomes.append((number, profile, matching.value_of(profile)))
         except MatchingValueError as err:
-            yield PreviewLine(number, step="InputValidation", error=str(err))
+            outcomes.append(PreviewLine(number, step="InputValidation", error=str(err)))
+    transformed = iter(
+        _transformed(pipeline, [o[1] for o in outcomes if isinstance(o, tuple)], purpose, layouts)
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, PreviewLine):
+            yield outcome
             continue
-        except RecordError as err:
-            yield PreviewLine(number, step=err.step, error=err.message)
+        number, _, value = outcome
+        record = next(transformed)
+        if isinstance(record, RecordError):
+            yield PreviewLine(number, step=record.step, error=record.message)
             continue
         if value is not None:
             matching.write(record, value)
         yield PreviewLine(number, record=record)
+
+
+def _transformed(
+    pipeline: Pipeline, profiles: list[dict[str, Any]], purpose: Purpose, layouts: TimeLayouts
+) -> list[dict[str, object] | RecordError]:
+    """The records of ``profiles``: by the compiled mapping, or by the function's workers."""
+    function = pipeline.function
+    if function is None:
+        assert pipeline.mapping is not None  # validation allows a mapping or a function
+        mapping = compile_mapping(
+            pipeline.mapping, pipeline.in_schema, pipeline.out_schema, time_layouts=layouts
+        )
+        records: list[dict[str, object] | RecordError] = []
+        for profile in profiles:
+            try:
+                records.append(mapping.transform(profile, purpose))
+            except RecordError as err:
+                records.append(err)
+        return records
+    try:
+        transformer = FunctionTransformer.of(
+            function, pipeline.in_schema, pipeline.out_schema, layouts
+        )
+    except FunctionError as err:
+        raise PreviewError(str(err)) from None
+    try:
+        transformer.start()
+        return transformer.transform([(profile, purpose) for profile in profiles])
+    except FunctionError as err:
+        raise PreviewError(str(err)) from None
+    finally:
+        transformer.close()
 
 
 class _Matching:

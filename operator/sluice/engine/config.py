@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sluice.filters.model import Filter, parse_filter
+from sluice.model.pipeline import Function
 from sluice.model.types import Type, parse_type
 
 SUPPORTED_CONFIG_VERSION = 1
@@ -55,8 +56,8 @@ class ExportConfig:
     export_mode: str
     update_on_duplicates: bool
     mapping: Mapping[str, str] | None
-    #: The function's language ("Python", "JavaScript"), None with a mapping.
-    function_language: str | None
+    #: The transformation function; None with a mapping.
+    function: Function | None
     #: 63 bits of SHA-256 of every setting that decides what a profile becomes: a change of
     #: any of them makes every profile's hash change, so the next run re-evaluates them all.
     fingerprint: int
@@ -141,8 +142,20 @@ def _parse(
         export_mode=body["exportMode"],
         update_on_duplicates=bool(body["updateOnDuplicates"]),
         mapping=transformation.get("mapping"),
-        function_language=(transformation.get("function") or {}).get("language"),
+        function=_function(transformation.get("function")),
         fingerprint=fingerprint,
+    )
+
+
+def _function(document: Any) -> Function | None:
+    if not document:
+        return None
+    return Function(
+        language=document["language"],
+        source=document["source"],
+        preserve_json=bool(document.get("preserveJSON")),
+        in_paths=tuple(document["inPaths"]),
+        out_paths=tuple(document["outPaths"]),
     )
 
 

@@ -33,6 +33,7 @@ from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.fastjson import encode_json
+from sluice.functions import FunctionError, FunctionTransformer
 from sluice.installation import INSTALLED
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
@@ -112,6 +113,16 @@ class _Pending:
         return self.candidate.profile_id
 
 
+@dataclass(frozen=True)
+class _Submission:
+    """A profile decided on, waiting for its transformation."""
+
+    candidate: _Candidate
+    ids: list[str]
+    purpose: Purpose
+    upsert: bool
+
+
 @dataclass
 class _Batches:
     creates: list[WriteRecord] = field(default_factory=list)
@@ -161,6 +172,9 @@ class ExportRun:
         #: Why the pipeline's past acknowledgements were forgotten, if they were.
         self._notes: list[str] = []
         self._mapping: CompiledMapping | None = None
+        self._function: FunctionTransformer | None = None
+        #: Decided, not yet transformed: a function transforms them together, in its workers.
+        self._submissions: list[_Submission] = []
         self._conflicts: list[tuple[_Candidate, str]] = []
         #: Why the run was asked to stop early (a signal's name), if it was.
         self._stop_reason: str | None = None
@@ -195,29 +209,46 @@ class ExportRun:
             )
 
     async def _export(self) -> None:
+        try:
+            await self._export_transformed()
+        except FunctionError as err:
+            raise RunError(str(err)) from None
+        finally:
+            if self._function is not None:
+                await asyncio.to_thread(self._function.close)
+
+    async def _export_transformed(self) -> None:
         config = self.config
-        language = config.function_language
-        if language is not None and language not in INSTALLED.languages:
+        function = config.function
+        if function is not None and function.language not in INSTALLED.languages:
             # Validation refuses such a pipeline; a config written by an older operator or by
             # hand still gets the API's message.
             raise RunError(
-                f"transformation language is not supported: this installation has no {language} "
-                "runtime"
+                "transformation language is not supported: this installation has no "
+                f"{function.language} runtime"
             )
-        if config.mapping is None:
-            raise RunError("the pipeline has no mapping to transform profiles with")
+        if config.mapping is None and function is None:
+            raise RunError("the pipeline has no mapping or function to transform profiles with")
         selection = self._selection()
         await asyncio.to_thread(self._check_warehouse, selection)
         await self._check_destination()
-        try:
-            self._mapping = compile_mapping(
-                config.mapping,
-                config.in_schema,
-                config.out_schema,
-                time_layouts=self.connector.time_layouts,
+        if function is not None:
+            self._function = FunctionTransformer.of(
+                function, config.in_schema, config.out_schema, self.connector.time_layouts
             )
-        except MappingError as err:
-            raise RunError(f"the mapping cannot be compiled: {err}") from None
+            # A source whose top level fails ends the run before anything is read.
+            await asyncio.to_thread(self._function.start)
+        else:
+            assert config.mapping is not None
+            try:
+                self._mapping = compile_mapping(
+                    config.mapping,
+                    config.in_schema,
+                    config.out_schema,
+                    time_layouts=self.connector.time_layouts,
+                )
+            except MappingError as err:
+                raise RunError(f"the mapping cannot be compiled: {err}") from None
         # One upsert per 100 profiles instead of a lookup and a write; only where the record
         # sent is the same whether it creates or updates.
         self._upsert = (
@@ -249,6 +280,7 @@ class ExportRun:
                         for candidate in candidates:
                             self._decide(candidate, batches)
                         self._update_conflicts(batches)
+                        await self._transform(batches)
                         await self._send_full(batches, writes)
                         self._raise_fatal()
                         await self._flush()
@@ -258,6 +290,7 @@ class ExportRun:
                     # left.
                     await writes.join()
                     while self._update_conflicts(batches) and self._stop_reason is None:
+                        await self._transform(batches)
                         await self._send_full(batches, writes, everything=True)
                         await writes.join()
                 for _ in writers:
@@ -516,13 +549,41 @@ class ExportRun:
         *,
         upsert: bool = False,
     ) -> None:
-        """Transform the profile for ``purpose`` and queue its write (one update per id; an
-        upsert is transformed as a create, which :func:`_purpose_free` makes the same)."""
+        """Queue the profile for its transformation for ``purpose`` (an upsert is transformed
+        as a create, which :func:`_purpose_free` makes the same)."""
+        self._submissions.append(_Submission(candidate, ids, purpose, upsert))
+
+    async def _transform(self, batches: _Batches) -> None:
+        """Transform the profiles submitted, and queue their writes."""
+        submissions, self._submissions = self._submissions, []
+        if self._function is not None:
+            items = [(s.candidate.profile, s.purpose) for s in submissions]
+            records = await asyncio.to_thread(self._function.transform, items)
+            for submission, outcome in zip(submissions, records, strict=True):
+                self._queue(submission, outcome, batches)
+            return
+        mapping = self._mapping
+        assert mapping is not None  # compiled before anything is read
+        for submission in submissions:
+            try:
+                record: dict[str, object] | RecordError = mapping.transform(
+                    submission.candidate.profile, submission.purpose
+                )
+            except RecordError as err:
+                record = err
+            self._queue(submission, record, batches)
+
+    def _queue(
+        self, submission: _Submission, record: dict[str, object] | RecordError, batches: _Batches
+    ) -> None:
+        """Queue the write of a transformed profile (one update per id)."""
+        candidate, ids, purpose = submission.candidate, submission.ids, submission.purpose
         config, pid = self.config, candidate.profile_id
         out_matching = self._out_matching
+        if isinstance(record, RecordError):
+            self._transformation_failed(pid, record)
+            return
         try:
-            assert self._mapping is not None  # compiled before anything is read
-            record = self._mapping.transform(candidate.profile, purpose)
             if not record and purpose is _UPDATE and not out_matching.update_required:
                 # Nothing to write: every mapped value was missing and may be left as it is.
                 self._acknowledge(candidate, ids, purpose, "updated")
@@ -539,12 +600,7 @@ class ExportRun:
         except MatchingValueError as err:
             self._fail("invalidInput", pid, None, "InputValidation", str(err))
             return
-        except RecordError as err:
-            step = (
-                "transformationFailed" if err.step == "Transformation" else "outputValidationFailed"
-            )
-            self._fail(step, pid, None, err.step, err.message)
-            return
+        upsert = submission.upsert
         pending = _Pending(candidate, list(ids), purpose, waiting=max(1, len(ids)), upsert=upsert)
         if purpose is _CREATE:
             queue = batches.upserts if upsert else batches.creates
@@ -552,6 +608,10 @@ class ExportRun:
         else:
             for external_id in ids:
                 batches.updates.append(self._record(pending, external_id, record))
+
+    def _transformation_failed(self, profile_id: str, err: RecordError) -> None:
+        step = "transformationFailed" if err.step == "Transformation" else "outputValidationFailed"
+        self._fail(step, profile_id, None, err.step, err.message)
 
     def _record(self, pending: _Pending, external_id: str | None, record: Any) -> WriteRecord:
         key = self._next_key

@@ -3,7 +3,12 @@ what this one can run): a pipeline is valid only if it can run."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+#: Compiles a function's source without running it: (language, source) -> what is wrong with
+#: it (its str() names the line and column), or None.
+SourceCheck = Callable[[str, str], object | None]
 
 
 @dataclass(frozen=True)
@@ -14,3 +19,5 @@ class Capabilities:
     languages: frozenset[str]
     #: Warehouse types this installation can read: a Workspace of another type is refused.
     warehouses: frozenset[str]
+    #: Compiles function sources at validation; None accepts any source.
+    check_source: SourceCheck | None = None

@@ -15,6 +15,7 @@ from typing import Any
 from sluice.filters.model import Filter, FilterError, filter_to_json, parse_filter, used_paths
 from sluice.mapping import MappingError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment
+from sluice.model.capabilities import SourceCheck
 from sluice.model.connection import Connection
 from sluice.model.decoding import decode_schema, decode_spec
 from sluice.model.errors import (
@@ -105,6 +106,8 @@ class PipelineContext:
     connections: Sequence[ConnectionEntry] = ()
     #: Function languages this installation can run.
     languages: Collection[str] = field(default_factory=lambda: frozenset(FUNCTION_LANGUAGES))
+    #: Compiles function sources (without running them); None accepts any source.
+    check_source: SourceCheck | None = None
 
 
 # Members of the API's payload that only other kinds of pipeline use, with the API's message
@@ -139,7 +142,7 @@ def validate_pipeline(
     _check_target(spec)
     _check_workspace(context)
     connection = _resolve_connection(spec.connection, context.connections)
-    checker = _BodyChecker(spec, in_schema, out_schema, context.languages)
+    checker = _BodyChecker(spec, in_schema, out_schema, context.languages, context.check_source)
     checker.run()
     # The body checks passed, so the transformation has made sure both schemas are present.
     assert in_schema is not None and out_schema is not None
@@ -350,11 +353,13 @@ class _BodyChecker:
         in_schema: Type | None,
         out_schema: Type | None,
         languages: Collection[str],
+        check_source: SourceCheck | None,
     ) -> None:
         self.spec = spec
         self.in_schema = in_schema
         self.out_schema = out_schema
         self.languages = languages
+        self.check_source = check_source
         self.filter: Filter | None = None
         self.mapping: dict[str, str] | None = None
         self.mapping_inputs: tuple[str, ...] = ()
@@ -448,6 +453,12 @@ class _BodyChecker:
             (*where, "source"),
         )
         self._check_language(function.language, (*where, "language"))
+        if self.check_source is not None:
+            problem = self.check_source(function.language, function.source)
+            if problem is not None:
+                raise bad_request(
+                    f"transformation function is not valid: {problem}", (*where, "source")
+                )
         in_paths = _check_function_paths(
             "input", function.in_paths, self.in_schema, (*where, "inPaths")
         )

@@ -173,6 +173,7 @@ class _NamespaceValidator:
             workspace_error=errors[0] if errors else None,
             connections=entries,
             languages=self.capabilities.languages,
+            check_source=self.capabilities.check_source,
         )
 
     def _check_secret_key(self, name: str, key: str, location: tuple[str, ...]) -> None:
