@@ -121,13 +121,15 @@ class Target:
         finally:
             warehouse.close()
 
-    def config(self, **pipeline: Any) -> ExportConfig:
+    def config(self, *, example: str | None = None, **pipeline: Any) -> ExportConfig:
         """The seed pipeline's export config, pointed at this warehouse and twin, with the
-        pipeline members given changed (API names: ``exportMode=…``)."""
-        document = copy.deepcopy(_seed_document())
+        pipeline members given changed (API names: ``exportMode=…``); with ``example``, that
+        example pipeline of ``examples/`` as it ships, pointed at them."""
+        document = copy.deepcopy(_example_document(example or "export-customers"))
         body = document["pipeline"]
-        body["inSchema"] = PROFILE_SCHEMA
-        body["outSchema"] = OUT_SCHEMA
+        if example is None:
+            body["inSchema"] = PROFILE_SCHEMA
+            body["outSchema"] = OUT_SCHEMA
         body.update(pipeline)
         document["workspace"]["profileSchema"] = PROFILE_SCHEMA
         warehouse = document["workspace"]["warehouse"]
@@ -148,10 +150,10 @@ class Target:
 
 
 @functools.cache
-def _seed_document() -> dict[str, Any]:
-    """The seed pipeline's export config, as the operator writes it (callers copy it)."""
+def _example_document(name: str) -> dict[str, Any]:
+    """An example pipeline's export config, as the operator writes it (callers copy it)."""
     manifests, outcomes, _ = check_manifests([str(ROOT / "examples")])
-    pipeline = select_pipeline(manifests, outcomes, "export-customers", "marketing")
+    pipeline = select_pipeline(manifests, outcomes, name, "marketing")
     assert pipeline is not None
     values = [o.value for o in outcomes if o.resource.namespace == "marketing"]
     workspace = next(v for v in values if isinstance(v, Workspace))
