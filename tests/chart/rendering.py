@@ -93,6 +93,7 @@ EVERY_OPTION: Json = {
                 "iam.gke.io/gcp-service-account": "export@example.iam.gserviceaccount.com"
             },
         },
+        "functions": {"timeoutSeconds": 2.5, "memoryMiB": 384, "workers": 2, "sandbox": False},
     },
     "serviceMonitor": {
         "enabled": True,

@@ -399,6 +399,18 @@ def test_a_misspelt_or_wrong_value_is_refused_by_the_schema(
 
 
 @needs_helm
+def test_function_settings_reach_the_operator_only_when_given() -> None:
+    assert not any(name.startswith("SLUICE_FUNCTION_") for name in environment(render()))
+    given = RunnerSettings.from_env(plain_environment(render(values=EVERY_OPTION)))
+    assert given.function_environment == {
+        "SLUICE_FUNCTION_MEMORY": "384",
+        "SLUICE_FUNCTION_SANDBOX": "off",
+        "SLUICE_FUNCTION_TIMEOUT": "2.5",
+        "SLUICE_FUNCTION_WORKERS": "2",
+    }
+
+
+@needs_helm
 def test_admin_keys_come_from_their_secret_only_when_given() -> None:
     assert "SLUICE_ADMIN_API_KEYS" not in environment(render())
     given = environment(render("--set", "api.adminKeysSecret=sluice-admin"))

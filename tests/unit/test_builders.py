@@ -568,6 +568,38 @@ def test_runner_settings_from_env_reach_the_pod() -> None:
     assert settings.resources == resources
 
 
+def _with_function(spec: dict[str, Any]) -> None:
+    spec["transformation"] = {
+        "function": {
+            "language": "Python",
+            "source": "def transform(profile):\n    return {}\n",
+            "inPaths": ["first_name", "last_name"],
+            "outPaths": ["contact.firstname", "contact.lastname"],
+        }
+    }
+
+
+def test_function_settings_reach_the_pods_of_function_pipelines_only() -> None:
+    settings = RunnerSettings.from_env(
+        {
+            "SLUICE_FUNCTION_TIMEOUT": "2.5",
+            "SLUICE_FUNCTION_MEMORY": "",  # the chart's null: Sluice's default
+            "SLUICE_FUNCTION_SANDBOX": "off",
+        }
+    )
+    assert settings.function_environment == {
+        "SLUICE_FUNCTION_SANDBOX": "off",
+        "SLUICE_FUNCTION_TIMEOUT": "2.5",
+    }
+    with_function = container(build_cron_job(seed_pipeline(_with_function), settings=settings))
+    assert with_function["env"][-2:] == [
+        {"name": "SLUICE_FUNCTION_SANDBOX", "value": "off"},
+        {"name": "SLUICE_FUNCTION_TIMEOUT", "value": "2.5"},
+    ]
+    with_mapping = container(build_cron_job(seed_pipeline(), settings=settings))
+    assert not any(v["name"].startswith("SLUICE_FUNCTION_") for v in with_mapping.get("env", []))
+
+
 def test_empty_runner_variables_keep_the_defaults() -> None:
     empty = {
         "SLUICE_RUNNER_IMAGE": "",

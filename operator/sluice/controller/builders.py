@@ -184,6 +184,11 @@ def cron_job(
     period_seconds = period_minutes(period) * _SECONDS_PER_MINUTE
     annotations = {CONFIG_HASH_ANNOTATION: config_hash}
     pod = _pod_spec(workspace, connection, name, settings)
+    if pipeline.function is not None and settings.function_environment:
+        (container,) = pod["containers"]
+        container["env"] = container.get("env", []) + [
+            {"name": name, "value": value} for name, value in settings.function_environment.items()
+        ]
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -32,6 +32,8 @@ EXPORT_CONTAINER = "export"
 EXPORT_COMMAND = ("sluice", "export", "--config", CONFIG_PATH)
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+#: The operator's own variables with this prefix are passed on to function pipelines' pods.
+FUNCTION_SETTINGS_PREFIX = "SLUICE_FUNCTION_"
 
 
 def runner_secrets(
@@ -68,6 +70,9 @@ class RunnerSettings:
     resources: Mapping[str, Any] = field(default_factory=_default_resources)
     #: None leaves the namespace's ``default`` ServiceAccount (its token is never mounted).
     service_account: str | None = None
+    #: ``SLUICE_FUNCTION_*`` settings (sluice/functions/pool.py) given to the export pods of
+    #: pipelines with a transformation function.
+    function_environment: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunnerSettings:
@@ -86,6 +91,11 @@ class RunnerSettings:
             pull_policy=pull_policy,
             resources=_parse_resources(resources) if resources else defaults.resources,
             service_account=env.get("SLUICE_RUNNER_SERVICE_ACCOUNT") or None,
+            function_environment={
+                name: value
+                for name, value in sorted(env.items())
+                if name.startswith(FUNCTION_SETTINGS_PREFIX) and value
+            },
         )
 
 
