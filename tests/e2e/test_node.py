@@ -123,8 +123,8 @@ class Installed:
         found: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
         return found
 
-    def pipeline(self) -> dict[str, Any]:
-        return self.get("exportpipeline", PIPELINE, "-n", NAMESPACE)
+    def pipeline(self, name: str = PIPELINE) -> dict[str, Any]:
+        return self.get("exportpipeline", name, "-n", NAMESPACE)
 
     def emails(self) -> list[str]:
         return sorted(c["properties"]["email"] for c in self.twin.contacts())
@@ -198,12 +198,12 @@ def installed(
     )
 
 
-def _request_run(installed: Installed) -> str:
+def _request_run(installed: Installed, pipeline: str = PIPELINE) -> str:
     token = datetime.now(UTC).isoformat()
     installed.kubectl(
         "annotate",
         "exportpipeline",
-        PIPELINE,
+        pipeline,
         "-n",
         NAMESPACE,
         f"sluice.dev/run-requested-at={token}",
@@ -212,11 +212,11 @@ def _request_run(installed: Installed) -> str:
     return token
 
 
-def _finished_run(installed: Installed, after: int) -> dict[str, Any]:
+def _finished_run(installed: Installed, after: int, pipeline: str = PIPELINE) -> dict[str, Any]:
     """The pipeline's status.lastRun once a run with an id above `after` has finished."""
 
     def finished() -> dict[str, Any] | None:
-        last = installed.pipeline().get("status", {}).get("lastRun")
+        last = installed.pipeline(pipeline).get("status", {}).get("lastRun")
         if last and last["id"] > after and last.get("finishedAt"):
             return dict(last)
         return None
@@ -225,8 +225,8 @@ def _finished_run(installed: Installed, after: int) -> dict[str, Any]:
     return found
 
 
-def _last_run_id(installed: Installed) -> int:
-    last = installed.pipeline().get("status", {}).get("lastRun") or {}
+def _last_run_id(installed: Installed, pipeline: str = PIPELINE) -> int:
+    last = installed.pipeline(pipeline).get("status", {}).get("lastRun") or {}
     return int(last.get("id", 0))
 
 
@@ -344,6 +344,52 @@ def test_an_export_pod_deleted_mid_run_loses_and_duplicates_nothing(installed: I
     emails = installed.emails()
     assert len(emails) == len(set(emails))
     assert emails == sorted(selected)
+
+
+def _run_to_the_end(installed: Installed, pipeline: str) -> dict[str, Any]:
+    installed.kubectl(
+        "wait", "--for=condition=Ready", "exportpipeline", pipeline, "-n", NAMESPACE,
+        "--timeout=120s",
+    )  # fmt: skip
+    before = _last_run_id(installed, pipeline)
+    _request_run(installed, pipeline)
+    return _finished_run(installed, before, pipeline)
+
+
+def test_functions_run_in_their_sandbox_in_the_restricted_export_pods(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """The examples' Python and JavaScript pipelines: the workers confine themselves (Landlock,
+    seccomp) inside a non-root pod under the RuntimeDefault seccomp profile, or the runs fail
+    saying the sandbox cannot be set up."""
+    for name in ("python-function-pipeline.yaml", "javascript-function-pipeline.yaml"):
+        (tmp_path / name).write_text((EXAMPLES / name).read_text())
+    installed.kubectl("apply", "-f", str(tmp_path))
+    selected = _us_emails(installed.loaded)
+    everyone = {p["email"] for p in installed.loaded.values()}
+
+    # Python, told the purpose: the seed pipeline's contacts are updated (their stage left
+    # alone), the others created with one.
+    run = _run_to_the_end(installed, "stage-customers")
+    assert run["outcome"] == "Succeeded", run
+    assert (run["counts"]["created"], run["counts"]["updated"]) == (
+        len(everyone - selected),
+        len(selected),
+    )
+    contacts = {c["properties"]["email"]: c["properties"] for c in installed.twin.contacts()}
+    assert contacts["person0@example.com"].get("lifecyclestage") is None
+    assert contacts["person1@example.com"]["lifecyclestage"] == "lead"
+    assert contacts["person1@example.com"]["firstname"] == "First1"
+
+    # JavaScript: every contact now exists, and each gets its region.
+    run = _run_to_the_end(installed, "region-customers")
+    assert run["outcome"] == "Succeeded", run
+    assert run["counts"]["updated"] == len(everyone)
+    contacts = {c["properties"]["email"]: c["properties"] for c in installed.twin.contacts()}
+    assert contacts["person0@example.com"]["country"] == "US (Americas)"
+    assert contacts["person1@example.com"]["country"] == "FR (Europe)"
+    assert contacts["person1@example.com"]["lastname"] == "LAST1"
+    assert sorted(contacts) == sorted(everyone)
 
 
 def test_helm_upgrade_rolls_the_operator_and_leaves_pipelines_alone(installed: Installed) -> None:

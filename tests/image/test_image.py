@@ -335,6 +335,39 @@ def test_the_modules_the_operator_and_exports_run_import_in_the_image(image: Bui
     assert completed.stdout == "binary (1,)\n"
 
 
+def test_both_function_languages_run_sandboxed_in_the_image(image: BuiltImage) -> None:
+    """The image's registry accepts Python and JavaScript, and a worker of each runs a function
+    in its sandbox as the image's user: it reads no /etc/passwd."""
+    completed = image.python(
+        "from sluice.installation import INSTALLED\n"
+        "from sluice.functions import FunctionSettings, FunctionTransformer\n"
+        "from sluice.mapping import Purpose\n"
+        "from sluice.model.types import parse_type\n"
+        "schema = parse_type({'kind': 'object', 'properties': [\n"
+        "    {'name': 'name', 'type': {'kind': 'string'}, 'nullable': True}]})\n"
+        "sources = {\n"
+        "    'Python': 'def transform(p):\\n    return {\"name\": open(\"/etc/passwd\").read()}',\n"
+        "    'JavaScript': 'function transform(p) { return {name: p.name.toUpperCase()}; }',\n"
+        "}\n"
+        "print(sorted(INSTALLED.languages))\n"
+        "for language, source in sources.items():\n"
+        "    function = FunctionTransformer(language=language, source=source,\n"
+        "        preserve_json=False, in_paths=['name'], out_paths=['name'], in_schema=schema,\n"
+        "        out_schema=schema, time_layouts=None, settings=FunctionSettings(workers=1))\n"
+        "    function.start()\n"
+        "    (result,) = function.transform([({'name': 'ada'}, Purpose.CREATE)])\n"
+        "    function.close()\n"
+        "    print(result)\n"
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.splitlines() == [
+        "['JavaScript', 'Python']",
+        "Python: PermissionError: [Errno 13] Permission denied: '/etc/passwd'",
+        "{'name': 'ADA'}",
+    ]
+
+
 def test_the_dependencies_ship_as_bytecode_and_sluice_with_its_sources(image: BuiltImage) -> None:
     site = image.root / "usr/local/lib/python3.11/dist-packages"
     assert (site / "kubernetes/client/api_client.pyc").is_file()

@@ -473,7 +473,7 @@ def test_where_the_sandbox_cannot_be_set_up_functions_do_not_run(
     assert str(refused.value) == (
         "functions cannot run here: their sandbox cannot be set up: this kernel has no Landlock "
         "(Linux 5.13 or later is needed); set SLUICE_FUNCTION_SANDBOX=off (the chart's "
-        "functions.sandbox: false) to run them unsandboxed"
+        "runner.functions.sandbox: false) to run them unsandboxed"
     )
     # The operator's explicit choice runs them, without the sandbox.
     source = "def transform(p):\n    return {'code': str(len(open('/etc/hostname').read()) > 0)}\n"

@@ -250,10 +250,12 @@ class ExportRun:
             except MappingError as err:
                 raise RunError(f"the mapping cannot be compiled: {err}") from None
         # One upsert per 100 profiles instead of a lookup and a write; only where the record
-        # sent is the same whether it creates or updates.
+        # sent is the same whether it creates or updates (a function told the purpose may
+        # make them differ).
         self._upsert = (
             config.export_mode == "CreateOrUpdate"
             and _purpose_free(config.out_schema)
+            and not (self._function is not None and self._function.uses_purpose)
             and await self.connector.upserts(config.matching_out)
         )
         await self._check_identity()

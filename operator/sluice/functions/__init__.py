@@ -71,17 +71,19 @@ class FunctionTransformer:
         self.checker = OutputChecker(
             out_schema, tuple(out_paths), language, preserve_json, time_layouts
         )
+        #: Whether ``transform`` takes the purpose (known once started): a profile is then
+        #: never upserted, where the purpose would be a guess.
+        self.uses_purpose = True
         self.pool = FunctionPool(
             language,
             source,
-            preserve_json=preserve_json,
             marked=self.encoder.marked,
             settings=settings or FunctionSettings.from_environment(),
         )
 
     def start(self) -> None:
         """Start a worker: a source whose top level fails raises :class:`FunctionError`."""
-        self.pool.start()
+        self.uses_purpose = self.pool.start()
 
     def transform(
         self, items: Sequence[tuple[Mapping[str, Any], Purpose]]

@@ -159,6 +159,8 @@ class Runner:
             "LIMIT_RECORD", str(int(setup["record_limit"]))
         )
         self.context.eval(prelude)
+        #: Whether ``transform`` declares a second parameter, the purpose.
+        self.uses_purpose = bool(self.context.eval("transform.length >= 2"))
 
     def run(self, batch: list[tuple[str, dict[str, Any]]], progress: mmap.mmap) -> dict[str, Any]:
         _LENGTH.pack_into(progress, 0, 0)

@@ -106,6 +106,8 @@ class _Worker:
         os.ftruncate(progress, 4)
         self.progress = mmap.mmap(progress, 4)
         fds = (request_read, result_write, progress)
+        #: Whether the last answer did not come in time (rather than the worker ending).
+        self.timed_out = False
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-m", "sluice.functions.worker", *map(str, fds)],
@@ -126,11 +128,12 @@ class _Worker:
             self.kill()
             raise FunctionError(
                 "the function's source did not finish loading within "
-                f"{START_TIMEOUT:g} s, or its worker died ({self._death()})"
+                f"{START_TIMEOUT:g} s, or its worker died ({self.death()})"
             )
         if "fatal" in reply:
             self.kill()
             raise FunctionError(str(reply["fatal"]))
+        self.uses_purpose = bool(reply.get("purpose"))
 
     def _send(self, message: object) -> None:
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
@@ -162,6 +165,7 @@ class _Worker:
         while left:
             wait = deadline - time.monotonic()
             if wait <= 0 or not select.select([self._results], [], [], wait)[0]:
+                self.timed_out = True
                 return None
             chunk = os.read(self._results, min(left, 1 << 20))
             if not chunk:
@@ -182,7 +186,7 @@ class _Worker:
         """The index of the record the worker was transforming."""
         return int(_LENGTH.unpack_from(self.progress, 0)[0])
 
-    def _death(self) -> str:
+    def death(self) -> str:
         code = self.process.poll()
         if code is None:
             return "it did not answer"
@@ -204,13 +208,19 @@ class _Worker:
 class FunctionPool:
     """The workers of one run for one source."""
 
-    def __init__(self, language: str, source: str, *, preserve_json: bool, marked: bool,
-                 settings: FunctionSettings) -> None:  # fmt: skip
+    def __init__(
+        self,
+        language: str,
+        source: str,
+        *,
+        marked: bool,
+        settings: FunctionSettings,
+    ) -> None:
         if settings.sandbox and (reason := sandbox.unavailable()) is not None:
             raise FunctionError(
                 f"functions cannot run here: their sandbox cannot be set up: {reason}; "
-                "set SLUICE_FUNCTION_SANDBOX=off (the chart's functions.sandbox: false) to run "
-                "them unsandboxed"
+                "set SLUICE_FUNCTION_SANDBOX=off (the chart's runner.functions.sandbox: false) "
+                "to run them unsandboxed"
             )
         self.language = language
         self.settings = settings
@@ -218,7 +228,6 @@ class FunctionPool:
         self._setup = {
             "language": language,
             "source": source,
-            "preserve_json": preserve_json,
             "encoded": marked,
             "sandbox": settings.sandbox,
             "record_limit": RECORD_LIMIT,
@@ -237,12 +246,13 @@ class FunctionPool:
         self.limited = 0
         self.last_limit: str | None = None
 
-    def start(self) -> None:
+    def start(self) -> bool:
         """Start one worker now, so that a source that cannot run fails the run before any
-        profile is read."""
+        profile is read; whether ``transform`` takes the purpose as its second argument."""
         worker = self._idle.get()
         try:
             worker = worker or _Worker(self._setup)
+            return worker.uses_purpose
         finally:
             self._idle.put(worker)
 
@@ -294,9 +304,13 @@ class FunctionPool:
         return self.settings.timeout + (1.0 if self.language == "JavaScript" else 0.0)
 
     def _limit_message(self, worker: _Worker) -> str:
-        if worker.process.poll() is None:
+        if worker.timed_out:
             return f"timed out after {self.settings.timeout:g} s"
-        death = worker._death()
+        try:
+            worker.process.wait(timeout=START_TIMEOUT)  # its output ended: it is ending too
+        except subprocess.TimeoutExpired:
+            return "its worker answered something that is not a result"
+        death = worker.death()
         if "memory" in death or worker.process.returncode == -signal.SIGKILL:
             return f"ran out of memory ({self.settings.memory_mib} MiB) and its worker was {death}"
         return f"its worker died ({death})"

@@ -44,7 +44,7 @@ _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1, 2  # ABI 6
 
 # -- seccomp (include/uapi/linux/seccomp.h, filter.h, bpf_common.h) ---------------------------
 
-_PR_SET_NO_NEW_PRIVS = 38
+_PR_GET_SECCOMP, _PR_SET_NO_NEW_PRIVS = 21, 38
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_FILTER_FLAG_TSYNC = 1
 _RET_KILL_PROCESS, _RET_ALLOW, _RET_ERRNO = 0x80000000, 0x7FFF0000, 0x00050000
@@ -146,14 +146,10 @@ def unavailable() -> str | None:
         return f"the sandbox supports x86_64 and aarch64 only, not {machine}"
     if not hasattr(os, "sched_getaffinity") or platform.system() != "Linux":
         return "the sandbox needs Linux"
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            fields = dict(line.split(":", 1) for line in status if ":" in line)
-    except OSError as err:
-        return f"cannot read /proc/self/status: {err.strerror}"
-    if "Seccomp" not in fields:
+    libc = _libc()
+    if libc.prctl(_PR_GET_SECCOMP, 0, 0, 0, 0) < 0:
         return "this kernel has no seccomp"
-    abi = _landlock_abi(_libc())
+    abi = _landlock_abi(libc)
     if abi < 0:
         reason = {
             errno.ENOSYS: "this kernel has no Landlock (Linux 5.13 or later is needed)",

@@ -11,7 +11,8 @@ The channel is three descriptors the parent passes, never stdin/stdout (a functi
 PROGRESS is a shared 4-byte counter: the index of the record being transformed, which tells the
 parent which record to blame when it has to kill the worker.
 
-Answers: ``{"ready": true}`` once the source has run, ``{"fatal": message}`` when it cannot
+Answers: ``{"ready": true, "purpose": bool}`` once the source has run (whether ``transform``
+takes the purpose as its second argument), ``{"fatal": message}`` when it cannot
 (then the worker exits), and per batch ``{"results": [...]}``, one ``[0, json_text]``,
 ``[1, message]`` (the function failed) or ``[2, message]`` (it hit a limit) per record, in
 order; fewer results than records when the worker must be replaced first (``"exit": true``).
@@ -71,17 +72,27 @@ def _send(fd: int, message: dict[str, Any]) -> None:
 
 def _readable_folders() -> set[str]:
     """Where the interpreter loads code from: its libraries, site-packages (Sluice and the
-    JavaScript runtime among them) and the folders of the shared libraries already mapped."""
+    JavaScript runtime among them), the system's library folders and those of the shared
+    libraries already mapped."""
     paths = sysconfig.get_paths()
     folders = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     folders.update(os.path.dirname(path) for path in sys.path if path.endswith(".zip"))
     folders.add("/dev/urandom")  # V8 seeds its random numbers from it
-    with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
-        for line in maps:
-            fields = line.split(maxsplit=5)
-            path = fields[5].strip() if len(fields) == 6 else ""
-            if path.startswith("/") and ".so" in path:
-                folders.add(os.path.dirname(path))
+    library = sysconfig.get_config_var("LIBDIR")
+    if library:
+        folders.add(library)
+    multiarch = sysconfig.get_config_var("MULTIARCH")
+    if multiarch:  # where the C libraries of extension modules are (libcrypto, libffi...)
+        folders.update({f"/lib/{multiarch}", f"/usr/lib/{multiarch}"})
+    try:
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                path = fields[5].strip() if len(fields) == 6 else ""
+                if path.startswith("/") and ".so" in path:
+                    folders.add(os.path.dirname(path))
+    except OSError:
+        pass  # no /proc (a chroot): the library folders above are what there is
     return folders
 
 
@@ -150,7 +161,7 @@ class _PythonRunner:
         if not callable(transform):
             raise SourceUnusableError("Function 'transform' is not defined")
         self.transform = transform
-        self.two_arguments = _takes_two(transform)
+        self.uses_purpose = _takes_two(transform)
 
     def run(self, batch: list[tuple[str, dict[str, Any]]], progress: mmap.mmap) -> dict[str, Any]:
         results: list[list[object]] = []
@@ -161,7 +172,7 @@ class _PythonRunner:
 
     def _one(self, purpose: str, record: dict[str, Any]) -> list[object]:
         try:
-            arguments = (record, purpose) if self.two_arguments else (record,)
+            arguments = (record, purpose) if self.uses_purpose else (record,)
             value = self.transform(*arguments)
             if not isinstance(value, dict):
                 raise TypeError(f"transform returned {type(value).__name__}, not a dict")
@@ -215,7 +226,7 @@ def _main(request_fd: int, result_fd: int, progress_fd: int) -> int:
     except Exception as err:  # the source's own top-level failure
         _send(result_fd, {"fatal": f"{language}: {type(err).__name__}: {err}"})
         return 1
-    _send(result_fd, {"ready": True})
+    _send(result_fd, {"ready": True, "purpose": runner.uses_purpose})
     while (batch := _receive(request_fd)) is not None:
         _send(result_fd, runner.run(batch, progress))
     return 0
