@@ -5,15 +5,19 @@ from __future__ import annotations
 import copy
 import functools
 import socket
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from sluice.apps.catalog import CONNECTORS
 from sluice.manifests import read_manifests
 from sluice.model.capabilities import Capabilities
 from sluice.model.connection import validate_connection
 from sluice.model.pipeline import ConnectionEntry, Pipeline, PipelineContext, validate_pipeline
+from sluice.model.resources import Resource
 from sluice.model.specs import FUNCTION_LANGUAGES, WAREHOUSE_TYPES
 from sluice.model.types import Kind, Property, Type
 from sluice.model.workspace import validate_workspace
@@ -118,11 +122,21 @@ EVERYTHING = Capabilities(
 
 
 @functools.cache
+def _examples() -> tuple[Resource, ...]:
+    return tuple(o.resource for o in read_manifests([EXAMPLES]).objects)
+
+
+@functools.cache
 def _example_specs() -> dict[tuple[str, str], Any]:
-    return {
-        (o.resource.kind, o.resource.name): o.resource.spec
-        for o in read_manifests([EXAMPLES]).objects
-    }
+    return {(r.kind, r.name): r.spec for r in _examples()}
+
+
+def example_names(namespace: str, kind: str | None = None) -> list[str]:
+    """The sorted names of the examples' Sluice objects in `namespace` (of `kind` if given):
+    what a test counting or listing them expects, however many examples there are."""
+    return sorted(
+        r.name for r in _examples() if r.namespace == namespace and kind in (None, r.kind)
+    )
 
 
 def example_spec(kind: str, name: str) -> dict[str, Any]:
@@ -202,17 +216,42 @@ def free_port() -> int:
         return port
 
 
-def seed_with_function(language: str) -> str:
+#: A `transform` doing what the seed pipeline's mapping does, in each function language.
+SEED_FUNCTIONS = {
+    "Python": (
+        "def transform(profile):\n"
+        '    return {"contact": {"firstname": profile.get("first_name"),\n'
+        '                        "lastname": profile.get("last_name")}}\n'
+    ),
+    "JavaScript": (
+        "function transform(profile) {\n"
+        "  return { contact: { firstname: profile.first_name ?? null,\n"
+        "                      lastname: profile.last_name ?? null } };\n"
+        "}\n"
+    ),
+}
+
+
+def seed_with_function(language: str, source: str | None = None) -> str:
     """The seed pipeline's manifest with a function transformation in `language` instead of
-    its mapping."""
+    its mapping: `source` (lines as a manifest holds them), or by default the function in
+    SEED_FUNCTIONS that does what the mapping did."""
+    if source is None:
+        source = SEED_FUNCTIONS[language]
     mapping = (
         "    mapping:\n      contact.firstname: first_name\n      contact.lastname: last_name\n"
     )
+    chomping = "" if source.endswith("\n") else "-"  # a block scalar adds a last newline
+    block = textwrap.indent(source.removesuffix("\n"), " " * 8)
     function = (
-        f"    function:\n      language: {language}\n      source: 'transform'\n"
+        f"    function:\n      language: {language}\n      source: |{chomping}\n{block}\n"
         "      inPaths: [first_name, last_name]\n"
         "      outPaths: [contact.firstname, contact.lastname]\n"
     )
     text = (EXAMPLES / "seed-pipeline.yaml").read_text(encoding="utf-8")
     assert mapping in text
-    return text.replace(mapping, function)
+    written = text.replace(mapping, function)
+    # The block scalar holds the source exactly (a first line indented or trailing blank
+    # lines would need more than this helper writes).
+    assert yaml.safe_load(written)["spec"]["transformation"]["function"]["source"] == source
+    return written

@@ -26,10 +26,18 @@ from sluice.model.capabilities import Capabilities
 from sluice.model.ids import MAX_ID, pipeline_id, workspace_id
 from sluice.reconcile import Applied, apply, apply_set_of
 from sluice.store import FinishedRun, Store
-from tests.support import EVERYTHING, EXAMPLES, SEED_PAYLOAD, seed_with_function
+from tests.support import (
+    EVERYTHING,
+    EXAMPLES,
+    SEED_PAYLOAD,
+    example_names,
+    seed_with_function,
+)
 
 SEED_ID = pipeline_id("marketing", "export-customers")
 OTHER_SEED_ID = pipeline_id("sales", "export-customers")
+#: How many pipelines the examples hold in `marketing`.
+MARKETING_PIPELINES = len(example_names("marketing", "ExportPipeline"))
 MARKETING_KEY = "api_marketing_dashboard_change_me"
 SALES_KEY = "api_sales_dashboard"
 ADMIN_KEY = "api_admin_for_tests"
@@ -360,10 +368,10 @@ def listed_ids(client: TestClient, query: str = "") -> tuple[list[int], int]:
 
 def test_listing_pages_through_the_workspace_by_id(client: TestClient) -> None:
     ids, total = listed_ids(client)
-    assert ids == sorted(ids) and len(ids) == total == 3
-    assert listed_ids(client, "?first=1&limit=1") == (ids[1:2], 3)
-    assert listed_ids(client, "?first=3") == ([], 3)
-    assert listed_ids(client, "?limit=1000") == (ids, 3)
+    assert ids == sorted(ids) and len(ids) == total == MARKETING_PIPELINES
+    assert listed_ids(client, "?first=1&limit=1") == (ids[1:2], total)
+    assert listed_ids(client, f"?first={total}") == ([], total)
+    assert listed_ids(client, "?limit=1000") == (ids, total)
 
 
 def test_listing_filters_by_connection_and_enabled(client: TestClient) -> None:
@@ -372,7 +380,7 @@ def test_listing_filters_by_connection_and_enabled(client: TestClient) -> None:
     disabled, _ = listed_ids(client, "?enabled=false")
     assert SEED_ID in enabled and total == len(enabled)
     assert sorted(enabled + disabled) == every
-    assert listed_ids(client, "?connection=230527183") == (every, 3)
+    assert listed_ids(client, "?connection=230527183") == (every, MARKETING_PIPELINES)
     assert listed_ids(client, "?connection=1") == ([], 0)
 
 

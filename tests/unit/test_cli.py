@@ -15,7 +15,11 @@ import pytest
 import yaml
 
 from sluice.cli import main
-from tests.support import EXAMPLES, ROOT, seed_with_function
+from tests.support import EXAMPLES, ROOT, example_names, seed_with_function
+
+#: The examples' Sluice objects in `marketing` (the `repo` fixture's), and its pipelines.
+MARKETING = example_names("marketing")
+PIPELINES = example_names("marketing", "ExportPipeline")
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -82,7 +86,7 @@ def test_json_output_for_machines(repo: Path) -> None:
     edit_yaml(repo / "hubspot-connection.yaml", "connector: hubspot", "connector: hubspott")
     code, out = run("validate", "--output", "json", str(repo))
     report = json.loads(out)
-    assert code == 1 and report["valid"] is False and report["checked"] == 5
+    assert code == 1 and report["valid"] is False and report["checked"] == len(MARKETING)
     by_subject = {p["subject"]: p for p in report["problems"]}
     connection = by_subject["Connection/marketing/hubspot"]
     assert (connection["status"], connection["code"], connection["field"]) == (
@@ -91,12 +95,10 @@ def test_json_output_for_machines(repo: Path) -> None:
         "spec.connector",
     )
     assert connection["message"].startswith("connector does not exist")
-    # Both pipelines use that connection, and say so.
+    # Every pipeline uses that connection, and says so.
     assert {p["subject"] for p in report["problems"]} == {
         "Connection/marketing/hubspot",
-        "ExportPipeline/marketing/export-customers",
-        "ExportPipeline/marketing/sync-european-customers",
-        "ExportPipeline/marketing/export-loyal-customers",
+        *(f"ExportPipeline/marketing/{name}" for name in PIPELINES),
     }
 
 
@@ -114,16 +116,53 @@ def test_a_connector_this_installation_lacks_does_not_exist(repo: Path) -> None:
     )
 
 
-def test_a_function_language_without_a_runner_is_not_supported(repo: Path) -> None:
+@pytest.mark.parametrize(
+    ("language", "source", "problem"),
+    [
+        (
+            "Python",
+            'def transform(profile):\n    return {"contact": {"firstname": profile}\n',
+            "line 2, column 12: SyntaxError: '{' was never closed",
+        ),
+        (
+            "JavaScript",
+            "function transform(profile) {\n  return { contact: {} };\n",
+            "line 2, column 26: SyntaxError: Unexpected end of input",
+        ),
+    ],
+)
+def test_a_function_that_does_not_compile_is_refused_with_its_line_and_column(
+    repo: Path, language: str, source: str, problem: str
+) -> None:
+    # The line and column are the source's own; the problem is reported at its member.
     pipeline = repo / "seed-pipeline.yaml"
-    pipeline.write_text(seed_with_function("JavaScript"))
+    pipeline.write_text(seed_with_function(language, source))
     assert_one_problem(
         [repo],
         pipeline,
-        "language: JavaScript",
+        "source: |",
         "ExportPipeline/marketing/export-customers",
-        "transformation language is not supported (this installation has no JavaScript runtime)",
+        f"transformation function is not valid: {problem}",
     )
+
+
+def test_a_function_source_must_define_transform(repo: Path) -> None:
+    pipeline = repo / "seed-pipeline.yaml"
+    pipeline.write_text(seed_with_function("Python", "def transfrom(profile):\n    return {}\n"))
+    assert_one_problem(
+        [repo],
+        pipeline,
+        "source: |",
+        "ExportPipeline/marketing/export-customers",
+        "transformation function is not valid: line 1, column 1: "
+        "Function 'transform' is not defined",
+    )
+
+
+def test_the_seed_pipeline_with_a_function_is_valid(repo: Path) -> None:
+    for language in ("Python", "JavaScript"):
+        (repo / "seed-pipeline.yaml").write_text(seed_with_function(language))
+        assert run("validate", str(repo)) == (0, "")
 
 
 @pytest.mark.parametrize(
@@ -188,10 +227,10 @@ def test_a_file_named_twice_is_read_once(
     pipeline = repo / "seed-pipeline.yaml"
     again = repo / ".." / repo.name / pipeline.name
     assert run("validate", str(repo), str(pipeline), str(again)) == (0, "")
-    assert capsys.readouterr().err == "checked 5 Sluice object(s): all valid\n"
+    assert capsys.readouterr().err == f"checked {len(MARKETING)} Sluice object(s): all valid\n"
     store = f"sqlite:///{tmp_path / 'store.db'}"
     code, out = run("apply", "-f", str(repo), "-f", str(pipeline), "--store", store)
-    assert (code, out.count(" created")) == (0, 5)
+    assert (code, out.count(" created")) == (0, len(MARKETING))
 
 
 @pytest.mark.parametrize(
@@ -258,7 +297,7 @@ def test_a_list_applies_as_its_files_do(repo: Path, tmp_path: Path) -> None:
     from_list = run("apply", "-f", str(listed), "--store", f"sqlite:///{tmp_path / 'a.db'}")
     from_files = run("apply", "-f", str(repo), "--store", f"sqlite:///{tmp_path / 'b.db'}")
     assert from_list == from_files
-    assert from_list[0] == 0 and from_list[1].count(" created") == 5
+    assert from_list[0] == 0 and from_list[1].count(" created") == len(MARKETING)
 
 
 def test_a_problem_inside_a_list_names_the_item(tmp_path: Path) -> None:

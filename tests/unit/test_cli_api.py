@@ -14,7 +14,7 @@ import httpx
 
 from sluice.cli import main
 from sluice.model.ids import pipeline_id, workspace_id
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, example_names
 
 WORKSPACE_KEY = "api_marketing_dashboard_change_me"
 
@@ -76,7 +76,8 @@ def test_sluice_api_serves_applied_pipelines(tmp_path: Path) -> None:
             },
             timeout=5,
         )
-        assert as_admin.status_code == 200 and as_admin.json()["total"] == 3
+        pipelines = example_names("marketing", "ExportPipeline")
+        assert as_admin.status_code == 200 and as_admin.json()["total"] == len(pipelines)
     finally:
         server.terminate()
         output, _ = server.communicate(timeout=20)

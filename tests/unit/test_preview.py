@@ -24,7 +24,7 @@ def preview(*argv: str, stdin: str | None = None, **kwargs: Any) -> tuple[int, l
 
 
 def preview_on_stdin(
-    pipeline: str, profiles: str, monkeypatch: pytest.MonkeyPatch
+    pipeline: str, profiles: str, monkeypatch: pytest.MonkeyPatch, *options: str
 ) -> tuple[int, list[Any]]:
     """The preview of ``profiles``, given on standard input, by the examples' ``pipeline``."""
     return preview(
@@ -34,6 +34,7 @@ def preview_on_stdin(
         str(EXAMPLES),
         "--profiles",
         "-",
+        *options,
         stdin=profiles,
         monkeypatch=monkeypatch,
     )
@@ -162,21 +163,119 @@ def test_an_invalid_pipeline_is_not_previewed(
     assert 'export mode "X" is not valid' in capsys.readouterr().err
 
 
-def test_function_pipelines_are_refused_clearly(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    pipeline = tmp_path / "function.yaml"
-    pipeline.write_text(seed_with_function("Python"))
-    code, _ = preview(
+def test_a_python_function_shapes_the_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = str(EXAMPLES / "python-function-pipeline.yaml")
+    profiles = (
+        '{"first_name": "  ada ", "last_name": "lovelace", "email": "ada@example.com",'
+        ' "loyalty_points": 5000}\n'
+        '{"first_name": "grace", "last_name": "HOPPER", "email": "grace@example.com",'
+        ' "loyalty_points": 1200}\n'
+        '{"first_name": "alan", "email": "alan@example.com"}\n'
+        '{"first_name": "nobody", "loyalty_points": 10}\n'
+    )
+    code, lines = preview_on_stdin(pipeline, profiles, monkeypatch)
+    assert code == 0
+    # A new contact gets the lifecycle stage its loyalty points give.
+    assert lines == [
+        {
+            "line": 1,
+            "record": {
+                "contact": {
+                    "firstname": "Ada",
+                    "lastname": "Lovelace",
+                    "lifecyclestage": "evangelist",
+                    "email": "ada@example.com",
+                }
+            },
+        },
+        {
+            "line": 2,
+            "record": {
+                "contact": {
+                    "firstname": "Grace",
+                    "lastname": "Hopper",
+                    "lifecyclestage": "customer",
+                    "email": "grace@example.com",
+                }
+            },
+        },
+        {
+            "line": 3,
+            "record": {
+                "contact": {
+                    "firstname": "Alan",
+                    "lastname": None,
+                    "lifecyclestage": "lead",
+                    "email": "alan@example.com",
+                }
+            },
+        },
+        {"line": 4, "step": "Filter", "error": "the profile does not match the filter"},
+    ]
+    # An existing one keeps the stage its sales team set.
+    code, lines = preview_on_stdin(pipeline, profiles, monkeypatch, "--purpose", "update")
+    assert code == 0
+    assert [line.get("record") for line in lines] == [
+        contact("Ada", "Lovelace"),
+        contact("Grace", "Hopper"),
+        contact("Alan", None),
+        None,
+    ]
+
+
+def test_a_javascript_function_shapes_the_records() -> None:
+    code, lines = preview(
         "-f",
-        str(pipeline),
+        str(EXAMPLES / "javascript-function-pipeline.yaml"),
         "--workspace",
         str(EXAMPLES),
         "--profiles",
         str(EXAMPLES / "profiles.jsonl"),
     )
-    assert code == 1
-    assert "transformation language is not supported" in capsys.readouterr().err
+    assert code == 0
+    assert lines[2:] == [
+        {
+            "line": 3,
+            "record": {
+                "contact": {
+                    "firstname": "Alan",
+                    "lastname": "TURING",
+                    "city": "London",
+                    "country": "GB (Europe)",
+                    "email": "alan@example.co.uk",
+                }
+            },
+        },
+        {
+            "line": 4,
+            "record": {
+                "contact": {
+                    "firstname": None,
+                    "lastname": "NOBODY",
+                    "city": None,
+                    "country": "US (Americas)",
+                    "email": "nobody@example.com",
+                }
+            },
+        },
+        {
+            "line": 5,
+            "step": "InputValidation",
+            "error": 'property "address.country" is longer than 2 characters: "USA"',
+        },
+    ]
+
+
+@pytest.mark.parametrize("language", ["Python", "JavaScript"])
+def test_a_function_doing_what_the_mapping_does_gives_the_same_records(
+    tmp_path: Path, language: str
+) -> None:
+    pipeline = tmp_path / "function.yaml"
+    pipeline.write_text(seed_with_function(language))
+    profiles = str(EXAMPLES / "profiles.jsonl")
+    by_function = preview("-f", str(pipeline), "--workspace", str(EXAMPLES), "--profiles", profiles)
+    by_mapping = preview("-f", SEED, "--workspace", str(EXAMPLES), "--profiles", profiles)
+    assert by_function == by_mapping
 
 
 def test_a_missing_profiles_file_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,9 +31,12 @@ from sluice.store.schema import (
     valid_pipelines_by_namespace,
     workspaces,
 )
-from tests.support import EXAMPLES
+from tests.support import EXAMPLES, example_names
 
 SEED_ID = pipeline_id("marketing", "export-customers")
+#: The examples' Sluice objects in `marketing` (the `repo` fixture's), and its pipelines.
+MARKETING = example_names("marketing")
+PIPELINES = example_names("marketing", "ExportPipeline")
 WORKSPACE_ID = re.compile(r" \(id \d+\)$")
 
 
@@ -173,7 +176,7 @@ def test_a_workspace_edit_revalidates_the_stored_pipelines(store: Store, repo: P
     result = applied(store, repo / "workspace.yaml")
     assert result["Workspace/marketing"] == "configured"
     # Every pipeline uses email with maxLength 254: all are now refused, and say so.
-    for name in ("export-customers", "sync-european-customers", "export-loyal-customers"):
+    for name in PIPELINES:
         assert result[f"ExportPipeline/{name}"].startswith(
             'invalid: in the input schema, "email" property has a maximum length of 254'
         )
@@ -185,18 +188,16 @@ def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Pat
     applied(store, repo)
     (repo / "european-customers-pipeline.yaml").unlink()
     (repo / "expressions-pipeline.yaml").unlink()
+    removed = {"export-loyal-customers", "sync-european-customers"}
     assert applied(store, repo, prune=True) == {
         "Workspace/marketing": "unchanged",
         "Connection/hubspot": "unchanged",
-        "ExportPipeline/export-customers": "unchanged",
-        "ExportPipeline/export-loyal-customers": "pruned",
-        "ExportPipeline/sync-european-customers": "pruned",
+        **{
+            f"ExportPipeline/{name}": "pruned" if name in removed else "unchanged"
+            for name in PIPELINES
+        },
     }
-    assert {s.resource.name for s in store.resources()} == {
-        "marketing",
-        "hubspot",
-        "export-customers",
-    }
+    assert {s.resource.name for s in store.resources()} == set(MARKETING) - removed
 
 
 def test_prune_keeps_what_other_paths_applied_and_its_run_history(
@@ -207,13 +208,8 @@ def test_prune_keeps_what_other_paths_applied_and_its_run_history(
     demo = tmp_path / "demo"
     shutil.copytree(EXAMPLES / "demo", demo)
     assert set(applied(store, demo, prune=True).values()) == {"created"}
-    assert sorted(s.resource.name for s in store.resources() if s.resource.namespace != "demo") == [
-        "export-customers",
-        "export-loyal-customers",
-        "hubspot",
-        "marketing",
-        "sync-european-customers",
-    ]
+    kept = sorted(s.resource.name for s in store.resources() if s.resource.namespace != "demo")
+    assert kept == MARKETING
     runs, total = store.runs(SEED_ID)
     assert total == 1 and runs[0]["id"] == run
 
@@ -239,9 +235,9 @@ def test_an_object_belongs_to_the_paths_that_applied_it_last(
 def test_listing_pages_and_filters(store: Store, repo: Path) -> None:
     applied(store, repo)
     items, total = listed(store, "marketing")
-    assert total == 3 and [i["id"] for i in items] == sorted(i["id"] for i in items)
+    assert total == len(PIPELINES) and [i["id"] for i in items] == sorted(i["id"] for i in items)
     page, total = listed(store, "marketing", first=1, limit=1)
-    assert total == 3 and page == items[1:2]
+    assert total == len(PIPELINES) and page == items[1:2]
     enabled, total = listed(store, "marketing", enabled=False)
     assert total == 1 and enabled[0]["name"] == "Export loyal customers"
     assert listed(store, "marketing", connection_id=1) == ([], 0)
@@ -338,10 +334,10 @@ def test_a_version_2_store_keeps_its_rows_which_no_paths_prune(store_url: str, r
     engine.dispose()
     store = Store(store_url)
     try:
-        assert len(store.resources()) == 5 and store.runs(SEED_ID)[1] == 1
+        assert len(store.resources()) == len(MARKETING) and store.runs(SEED_ID)[1] == 1
         (repo / "european-customers-pipeline.yaml").unlink()
         assert set(applied(store, repo, prune=True).values()) == {"unchanged"}
-        assert len(store.resources()) == 5
+        assert len(store.resources()) == len(MARKETING)
     finally:
         store.close()
 
@@ -402,7 +398,7 @@ def test_an_emptied_file_prunes_nothing(
             "",
             "error: no Sluice object in the input: nothing pruned\n",
         )
-        assert len(store.resources()) == 5 and store.runs(SEED_ID)[1] == 1
+        assert len(store.resources()) == len(MARKETING) and store.runs(SEED_ID)[1] == 1
     finally:
         store.close()
 
