@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 
 from sluice.apps.registry import MODULES
-from sluice.functions import check_source, installed_languages
+from sluice.functions.transformer import check_source, installed_languages
 from sluice.model.capabilities import Capabilities
 
 _WAREHOUSES = {"PostgreSQL"} | ({"DuckDB"} if importlib.util.find_spec("duckdb") else set())

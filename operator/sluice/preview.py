@@ -16,7 +16,7 @@ from typing import Any
 
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.filters.evaluate import compile_predicate
-from sluice.functions import FunctionError, FunctionTransformer
+from sluice.functions.transformer import FunctionError, FunctionTransformer
 from sluice.mapping import Purpose, RecordError, TimeLayouts, compile_mapping
 from sluice.model.pipeline import Pipeline
 from sluice.model.types import Kind, Type, json_number, property_by_path

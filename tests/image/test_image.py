@@ -340,7 +340,7 @@ def test_both_function_languages_run_sandboxed_in_the_image(image: BuiltImage) -
     in its sandbox as the image's user: it reads no /etc/passwd."""
     completed = image.python(
         "from sluice.installation import INSTALLED\n"
-        "from sluice.functions import FunctionSettings, FunctionTransformer\n"
+        "from sluice.functions.transformer import FunctionSettings, FunctionTransformer\n"
         "from sluice.mapping import Purpose\n"
         "from sluice.model.types import parse_type\n"
         "schema = parse_type({'kind': 'object', 'properties': [\n"

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from sluice.functions import (
+from sluice.functions import pool as pool_module
+from sluice.functions.transformer import (
     FunctionError,
     FunctionSettings,
     FunctionTransformer,
     check_source,
     installed_languages,
 )
-from sluice.functions import pool as pool_module
 from sluice.mapping import Purpose, RecordError, TimeLayouts
 from sluice.model.types import parse_type
 

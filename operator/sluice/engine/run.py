@@ -33,7 +33,7 @@ from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.fastjson import encode_json
-from sluice.functions import FunctionError, FunctionTransformer
+from sluice.functions.transformer import FunctionError, FunctionTransformer
 from sluice.installation import INSTALLED
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment

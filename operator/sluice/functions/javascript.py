@@ -13,10 +13,8 @@ stands behind it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
-import json
 import mmap
 import re
 import struct
@@ -24,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 _LENGTH = struct.Struct("<I")
 
@@ -33,7 +31,8 @@ class SourceUnusableError(Exception):
     """The source ran but cannot serve (no ``transform``): the run fails with this message."""
 
 
-_MARK = "\u0000"  # a string starting with it is encoded: "\0n<digits>" a BigInt, "\0s<text>"
+#: Batches between two full collections of a worker's V8 heap.
+_COLLECT_EVERY = 25
 
 #: Evaluated once per isolate, after the user's source.
 _PRELUDE = r"""
@@ -63,6 +62,10 @@ var __sluice = (function () {
     }
     return value;
   };
+  // A BigInt is written as its digits (which int(64) properties take back).
+  Object.defineProperty(BigInt.prototype, "toJSON", {
+    value: function () { return this.toString(); }, configurable: true, writable: true,
+  });
   const replace = (key, value) => {
     if (typeof value === "bigint") return value.toString();
     if (typeof value === "number" && !Number.isFinite(value)) return String(value);
@@ -88,11 +91,12 @@ var __sluice = (function () {
           const what = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
           throw new TypeError(`transform returned ${what}, not an object`);
         }
-        const json = JSON.stringify(value, replace);
+        let json = JSON.stringify(value);  // BigInt has a toJSON below
+        if (json.includes("null")) json = JSON.stringify(value, replace);  // NaN or Infinity?
         take();
         done.push(json.length > LIMIT_RECORD
           ? `[1,${JSON.stringify(`JavaScript: ${TOO_LARGE}`)}]`
-          : `[0,${JSON.stringify(json)}]`);
+          : `[0,${json}]`);
       } catch (error) {
         const out = take();
         const printedPart = out ? ` (it printed: ${JSON.stringify(out)})` : "";
@@ -113,6 +117,10 @@ var __sluice = (function () {
 """
 
 
+if TYPE_CHECKING:
+    import asyncio
+
+
 @dataclass(frozen=True)
 class Runtime:
     """V8 loaded, and the event loop mini-racer delivers results on: both set up before the
@@ -124,6 +132,9 @@ class Runtime:
 
 
 def load() -> Runtime:
+    # Imported here: asyncio and the binding cost a Python worker 60 ms it does not need.
+    import asyncio  # noqa: PLC0415
+
     import py_mini_racer  # noqa: PLC0415 - an optional dependency, loaded by its workers only
 
     py_mini_racer.init_mini_racer(ignore_duplicate_init=True)
@@ -159,32 +170,49 @@ class Runner:
             "LIMIT_RECORD", str(int(setup["record_limit"]))
         )
         self.context.eval(prelude)
+        # Called as functions: a call by name would compile a script holding the whole batch.
+        self._run, self._resume, self._count, self._skip, self._finished = (
+            self.context.eval(f"__sluice.{name}")
+            for name in ("run", "resume", "count", "skip", "finished")
+        )
+        self._batches = 0
         #: Whether ``transform`` declares a second parameter, the purpose.
         self.uses_purpose = bool(self.context.eval("transform.length >= 2"))
 
-    def run(self, batch: list[tuple[str, dict[str, Any]]], progress: mmap.mmap) -> dict[str, Any]:
+    def run(self, batch: bytes, progress: mmap.mmap) -> str:
+        """The answer to a batch (its JSON text, ``[[purpose, input], ...]``): one call into
+        V8, whose JSON text is the answer's results."""
         _LENGTH.pack_into(progress, 0, 0)
-        text = json.dumps(
-            [[purpose, record] for purpose, record in batch], ensure_ascii=False, default=str
-        )
+        text = batch.decode()
+        self._batches += 1
+        if self._batches % _COLLECT_EVERY == 0:
+            # V8 lets its heap grow towards its limit before collecting it fully: a full
+            # collection now and then keeps a long run's memory flat, for a few milliseconds.
+            self.context.low_memory_notification()
         runtime, deadline = self.runtime, time.monotonic() + self.timeout
-        call: tuple[str, ...] = ("__sluice.run", text, "true" if self.encoded else "")
+        call: tuple[Any, ...] = (self._run, text, self.encoded)
         while True:
+            function, *arguments = call
             try:
-                out = self.context.call(*call, timeout_sec=max(0.01, deadline - time.monotonic()))
-                return {"results": json.loads(out)}
+                out = function(*arguments, timeout_sec=max(0.01, deadline - time.monotonic()))
+                return '{"results":' + str(out) + "}"
             except runtime.JSTimeoutException:
                 message = f"timed out after {self.timeout:g} s"
-            except runtime.JSOOMException:
-                message = f"ran out of memory (its heap is limited to {self.heap >> 20} MiB)"
-            _LENGTH.pack_into(progress, 0, self.context.call("__sluice.count"))
-            self.context.call("__sluice.skip", f"JavaScript: {message}")
-            if time.monotonic() >= deadline or "memory" in message:
+            except (runtime.JSOOMException, runtime.JSEvalException) as err:
+                # A call interrupted at the heap limit may surface as a bare evaluation error.
+                if isinstance(err, runtime.JSOOMException) or (
+                    self.context.was_hard_memory_limit_reached()
+                ):
+                    message = f"ran out of memory (its heap is limited to {self.heap >> 20} MiB)"
+                else:
+                    message = f"failed inside V8: {_first_line(err)}"
+            _LENGTH.pack_into(progress, 0, int(self._count()))
+            self._skip(f"JavaScript: {message}")
+            if time.monotonic() >= deadline or not message.startswith("timed out"):
                 # The batch's time is spent (or the heap may stay full): the parent sends the
                 # records left to a fresh worker.
-                done = json.loads(self.context.call("__sluice.finished"))
-                return {"results": done, "exit": True}
-            call = ("__sluice.resume",)
+                return '{"exit":true,"results":' + str(self._finished()) + "}"
+            call = (self._resume,)
 
 
 def _first_line(err: Exception) -> str:

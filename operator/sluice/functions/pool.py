@@ -23,19 +23,18 @@ import math
 import mmap
 import os
 import pickle
-import queue
 import select
 import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+from sluice.fastjson import decode_json
 from sluice.functions import sandbox
 
 _LENGTH = struct.Struct("<I")
@@ -86,27 +85,38 @@ def available_cpus() -> int:
     return max(1, cpus)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """One record's result: the JSON text the function returned, or why it failed.
-    ``limit``: it failed on a limit (time, memory, a dead worker), not by its own exception."""
+class Outcome(NamedTuple):
+    """One record's result: the value the function returned (parsed JSON), or why it failed.
+    ``limit``: it failed on a limit (time, memory, a dead worker), not by its own exception.
+    A tuple: one is made per record."""
 
-    text: str | None = None
+    value: Any = None
     error: str | None = None
     limit: bool = False
 
 
+@dataclass
+class _Batch:
+    """Records sent to a worker together: their indices in the items being transformed."""
+
+    indices: list[int]
+    #: When the worker started on it (None while another batch is ahead of it).
+    started: float | None = None
+
+
 class _Worker:
-    """One worker process and its channel."""
+    """One worker process, its channel, and the batches sent to it, oldest first."""
 
     def __init__(self, setup: dict[str, Any]) -> None:
         request_read, self._requests = os.pipe()
-        self._results, result_write = os.pipe()
+        self.results, result_write = os.pipe()
         progress = os.memfd_create("sluice-progress", os.MFD_CLOEXEC)
         os.ftruncate(progress, 4)
         self.progress = mmap.mmap(progress, 4)
         fds = (request_read, result_write, progress)
-        #: Whether the last answer did not come in time (rather than the worker ending).
+        self.batches: deque[_Batch] = deque()
+        self._received = bytearray()
+        #: Whether its answer did not come in time (rather than the worker ending).
         self.timed_out = False
         try:
             self.process = subprocess.Popen(
@@ -122,8 +132,8 @@ class _Worker:
         finally:
             for fd in fds:
                 os.close(fd)
-        self._send(setup)
-        reply = self._receive(time.monotonic() + START_TIMEOUT, 1 << 16)
+        self.send(setup)
+        reply = self._handshake(time.monotonic() + START_TIMEOUT)
         if reply is None:
             self.kill()
             raise FunctionError(
@@ -134,56 +144,62 @@ class _Worker:
             self.kill()
             raise FunctionError(str(reply["fatal"]))
         self.uses_purpose = bool(reply.get("purpose"))
+        os.set_blocking(self.results, False)
 
-    def _send(self, message: object) -> None:
+    def send(self, message: object) -> None:
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(_LENGTH.pack(len(body)) + body)
         try:
             while view:
                 view = view[os.write(self._requests, view) :]
         except BrokenPipeError:
-            pass  # the worker died; the reply's absence says so
+            pass  # the worker died; the answer's absence says so
 
-    def _receive(self, deadline: float, limit: int) -> dict[str, Any] | None:
-        """The next answer, or None if the worker dies, passes ``deadline``, or sends more
-        than ``limit`` bytes or something that is not an answer."""
-        header = self._read(4, deadline)
-        if header is None:
-            return None
-        size = _LENGTH.unpack(header)[0]
-        body = self._read(size, deadline) if size <= limit else None
-        if body is None:
-            return None
+    def _handshake(self, deadline: float) -> dict[str, Any] | None:
+        while (wait := deadline - time.monotonic()) > 0:
+            if select.select([self.results], [], [], wait)[0]:
+                chunk = os.read(self.results, 1 << 16)
+                if not chunk:
+                    return None
+                self._received += chunk
+                answers = self.answers(1 << 16)
+                if answers:
+                    return answers[0]
+        return None
+
+    def answers(self, limit: int) -> list[dict[str, Any]] | None:
+        """The complete answers received so far; None when the worker sent more than
+        ``limit`` bytes at once or something that is not an answer."""
+        found = []
+        while len(self._received) >= 4:
+            size = _LENGTH.unpack_from(self._received)[0]
+            if size > limit:
+                return None
+            if len(self._received) < 4 + size:
+                break
+            body = bytes(self._received[4 : 4 + size])
+            del self._received[: 4 + size]
+            try:
+                answer = _parsed(body)
+            except ValueError:  # UnicodeDecodeError and json.JSONDecodeError are ValueErrors
+                return None
+            if not isinstance(answer, dict):
+                return None
+            found.append(answer)
+        return found
+
+    def receive(self) -> bool:
+        """Read what the worker sent; False once its output has ended."""
         try:
-            reply = json.loads(body, parse_constant=str)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-        return reply if isinstance(reply, dict) else None
-
-    def _read(self, size: int, deadline: float) -> bytes | None:
-        chunks, left = [], size
-        while left:
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([self._results], [], [], wait)[0]:
-                self.timed_out = True
-                return None
-            chunk = os.read(self._results, min(left, 1 << 20))
-            if not chunk:
-                return None
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    def run(
-        self, batch: list[tuple[str, dict[str, Any]]], deadline: float
-    ) -> dict[str, Any] | None:
-        _LENGTH.pack_into(self.progress, 0, 0)
-        self._send(batch)
-        return self._receive(deadline, len(batch) * (RECORD_LIMIT + 4096) + 4096)
+            chunk = os.read(self.results, 1 << 20)
+        except BlockingIOError:
+            return True
+        self._received += chunk
+        return bool(chunk)
 
     @property
     def at(self) -> int:
-        """The index of the record the worker was transforming."""
+        """The index, in its oldest batch, of the record the worker was transforming."""
         return int(_LENGTH.unpack_from(self.progress, 0)[0])
 
     def death(self) -> str:
@@ -199,14 +215,20 @@ class _Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
-        for fd in (self._requests, self._results):
+        for fd in (self._requests, self.results):
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.progress.close()
 
 
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+
 class FunctionPool:
-    """The workers of one run for one source."""
+    """The workers of one run for one source, driven from one thread: each worker is kept a
+    batch ahead, and the parent encodes the next batches and checks the answers while the
+    workers transform."""
 
     def __init__(
         self,
@@ -237,11 +259,7 @@ class FunctionPool:
             "address_space": memory if language == "Python" else None,
             "heap": memory,
         }
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
-        for _ in range(settings.workers):
-            self._idle.put(None)  # started when first needed
-        self._executor = ThreadPoolExecutor(settings.workers, thread_name_prefix="function")
-        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
         self.transformed = 0
         self.limited = 0
         self.last_limit: str | None = None
@@ -249,69 +267,137 @@ class FunctionPool:
     def start(self) -> bool:
         """Start one worker now, so that a source that cannot run fails the run before any
         profile is read; whether ``transform`` takes the purpose as its second argument."""
-        worker = self._idle.get()
-        try:
-            worker = worker or _Worker(self._setup)
-            return worker.uses_purpose
-        finally:
-            self._idle.put(worker)
+        if not self._workers:
+            self._workers.append(_Worker(self._setup))
+        return self._workers[0].uses_purpose
 
-    def transform(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-        """One outcome per (purpose, input) item, in order; batches run in parallel."""
-        batches = [list(items[i : i + BATCH_SIZE]) for i in range(0, len(items), BATCH_SIZE)]
-        outcomes: list[Outcome] = []
-        for result in self._executor.map(self._run_batch, batches):
-            outcomes.extend(result)
-        return outcomes
+    def transform(
+        self,
+        items: Sequence[_Item],
+        encode: Callable[[list[_Item]], object],
+        finish: Callable[[list[_Item], list[Outcome]], list[_Result]],
+    ) -> list[_Result]:
+        """What ``finish(items, outcomes)`` makes of every item, in order. Items go to the
+        workers in batches of :data:`BATCH_SIZE`, as ``encode(items)`` makes them (a purpose
+        and an input each); both are called a batch at a time."""
+        results: dict[int, _Result] = {}
+        waiting: deque[list[int]] = deque(
+            list(range(i, min(i + BATCH_SIZE, len(items))))
+            for i in range(0, len(items), BATCH_SIZE)
+        )
 
-    def _run_batch(self, batch: list[tuple[str, dict[str, Any]]]) -> list[Outcome]:
-        worker = self._idle.get()
-        outcomes: list[Outcome | None] = [None] * len(batch)
-        todo = list(range(len(batch)))
-        try:
-            while todo:
-                worker = worker or _Worker(self._setup)
-                reply = worker.run([batch[i] for i in todo], time.monotonic() + self._timeout())
-                results = reply.get("results") if reply is not None else None
-                if reply is None or not isinstance(results, list) or len(results) > len(todo):
-                    # Timed out, died, or answered nonsense: blame the record it was on.
-                    at = min(worker.at, len(todo) - 1)
-                    message = self._limit_message(worker)
-                    worker.kill()
-                    worker = None
-                    outcomes[todo[at]] = Outcome(error=f"{self.language}: {message}", limit=True)
-                    todo = todo[:at] + todo[at + 1 :]
-                    continue
-                for index, result in zip(todo, results, strict=False):
-                    outcomes[index] = _outcome(result)
-                if reply.get("exit"):
-                    worker.kill()
-                    worker = None
-                todo = todo[len(results) :]
-        finally:
-            self._idle.put(worker)
-        done = [outcome or Outcome(error="no result") for outcome in outcomes]
-        with self._lock:
-            self.transformed += len(done)
-            for outcome in done:
+        def done(indices: list[int], outcomes: list[Outcome]) -> None:
+            finished = finish([items[index] for index in indices], outcomes)
+            results.update(zip(indices, finished, strict=True))
+            self.transformed += len(indices)
+            for outcome in outcomes:
                 if outcome.limit:
                     self.limited += 1
                     self.last_limit = outcome.error
-        return done
+
+        while waiting or any(worker.batches for worker in self._workers):
+            self._dispatch(waiting, items, encode)
+            for worker in self._ready(self._workers):
+                self._collect(worker, waiting, done)
+        return [results[index] for index in range(len(items))]
+
+    def _dispatch(
+        self,
+        waiting: deque[list[int]],
+        items: Sequence[_Item],
+        encode: Callable[[list[_Item]], object],
+    ) -> None:
+        """Keep every worker two batches deep, starting workers up to the setting."""
+        while waiting and len(self._workers) < self.settings.workers:
+            self._workers.append(_Worker(self._setup))
+        for worker in self._workers:
+            while waiting and len(worker.batches) < 2:
+                indices = waiting.popleft()
+                batch = _Batch(indices)
+                if not worker.batches:
+                    batch.started = time.monotonic()
+                worker.batches.append(batch)
+                worker.send(encode([items[i] for i in indices]))
+
+    def _ready(self, workers: list[_Worker]) -> list[_Worker]:
+        """The busy workers with something to read or past their time, waiting for one."""
+        busy = [w for w in workers if w.batches]
+        now = time.monotonic()
+        deadlines = [(w.batches[0].started or now) + self._timeout() for w in busy]
+        wait = max(0.0, min(deadlines, default=now) - now)
+        readable = set(select.select([w.results for w in busy], [], [], wait)[0])
+        now = time.monotonic()
+        return [
+            w
+            for w, deadline in zip(busy, deadlines, strict=True)
+            if w.results in readable or now >= deadline
+        ]
+
+    def _collect(
+        self,
+        worker: _Worker,
+        waiting: deque[list[int]],
+        done: Callable[[list[int], list[Outcome]], None],
+    ) -> None:
+        """Take the worker's answers; replace it if it timed out, died or answered nonsense."""
+        alive = worker.receive()
+        limit = BATCH_SIZE * (RECORD_LIMIT + 4096) + 4096
+        answers = worker.answers(limit)
+        for answer in answers or ():
+            results = answer.get("results")
+            batch = worker.batches[0]
+            if not isinstance(results, list) or len(results) > len(batch.indices):
+                answers = None
+                break
+            worker.batches.popleft()
+            done(batch.indices[: len(results)], [_outcome(result) for result in results])
+            rest = batch.indices[len(results) :]
+            if answer.get("exit") or rest:
+                # It stopped short (a JavaScript limit): a fresh worker takes the rest.
+                self._replace(worker, waiting, rest)
+                return
+            if worker.batches:
+                worker.batches[0].started = time.monotonic()
+        if answers is not None and alive and not self._late(worker):
+            return
+        if not worker.batches:  # it ended after its last answer
+            self._replace(worker, waiting, [])
+            return
+        batch = worker.batches.popleft()
+        at = min(worker.at, len(batch.indices) - 1)
+        message = f"{self.language}: {self._limit_message(worker, alive)}"
+        done([batch.indices[at]], [Outcome(error=message, limit=True)])
+        self._replace(worker, waiting, batch.indices[:at] + batch.indices[at + 1 :])
+
+    def _late(self, worker: _Worker) -> bool:
+        started = worker.batches[0].started if worker.batches else None
+        worker.timed_out = started is not None and time.monotonic() >= started + self._timeout()
+        return worker.timed_out
+
+    def _replace(self, worker: _Worker, waiting: deque[list[int]], rest: list[int]) -> None:
+        """Kill the worker; its unfinished records go back first in line."""
+        queued = [batch.indices for batch in worker.batches]
+        worker.batches.clear()
+        worker.kill()
+        self._workers.remove(worker)
+        for indices in reversed([rest, *queued] if rest else queued):
+            waiting.appendleft(indices)
 
     def _timeout(self) -> float:
         # A JavaScript worker interrupts itself at the limit; the margin lets it say so.
         return self.settings.timeout + (1.0 if self.language == "JavaScript" else 0.0)
 
-    def _limit_message(self, worker: _Worker) -> str:
+    def _limit_message(self, worker: _Worker, alive: bool) -> str:
         if worker.timed_out:
             return f"timed out after {self.settings.timeout:g} s"
+        if alive:
+            return "its worker answered something that is not a result"
         try:
             worker.process.wait(timeout=START_TIMEOUT)  # its output ended: it is ending too
         except subprocess.TimeoutExpired:
-            return "its worker answered something that is not a result"
+            return "its worker stopped answering"
         death = worker.death()
-        if "memory" in death or worker.process.returncode == -signal.SIGKILL:
+        if worker.process.returncode == -signal.SIGKILL:
             return f"ran out of memory ({self.settings.memory_mib} MiB) and its worker was {death}"
         return f"its worker died ({death})"
 
@@ -324,24 +410,25 @@ class FunctionPool:
             )
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        while True:
-            try:
-                worker = self._idle.get_nowait()
-            except queue.Empty:
-                return
-            if worker is not None:
-                worker.kill()
+        for worker in self._workers:
+            worker.kill()
+        self._workers.clear()
+
+
+def _parsed(body: bytes) -> Any:
+    """An answer's JSON: by orjson, twice as fast; by the standard library where orjson
+    refuses what Python's JSON allows (integers beyond 64 bits, lone surrogates)."""
+    try:
+        return decode_json(body)
+    except ValueError:
+        return json.loads(body.decode("utf-8", "surrogatepass"))
 
 
 def _outcome(result: object) -> Outcome:
-    if (
-        isinstance(result, list)
-        and len(result) == 2
-        and result[0] in (0, 1, 2)
-        and isinstance(result[1], str)
-    ):
-        if result[0] == 0:
-            return Outcome(text=result[1])
-        return Outcome(error=result[1], limit=result[0] == 2)
+    if type(result) is list and len(result) == 2:
+        kind, payload = result
+        if kind == 0:
+            return Outcome(payload)
+        if kind in (1, 2) and type(payload) is str:
+            return Outcome(None, payload, kind == 2)
     return Outcome(error="the function's worker answered something that is not a result")

@@ -18,10 +18,10 @@ from typing import Any
 
 from sluice.mapping import Purpose, RecordError, Step, TimeLayouts
 from sluice.mapping.adapters import Conversion
-from sluice.mapping.common_types import JSON
+from sluice.mapping.common_types import JSON, STRING
 from sluice.mapping.convert import converter
 from sluice.mapping.errors import ConversionFailure, conversion_message
-from sluice.model.types import Kind, Property, Type, prune
+from sluice.model.types import Kind, Type, prune
 
 _Encode = Callable[[Any], Any]
 #: Marks the strings a JavaScript input encodes (``\0n`` BigInt, ``\0f`` float, ``\0s`` string).
@@ -43,19 +43,45 @@ class InputEncoder:
         self.schema = prune(in_schema, list(in_paths))
         #: JavaScript only: some values travel as marked strings the worker's reviver decodes.
         self.marked = language == "JavaScript" and _has(self.schema, _needs_mark)
-        self._encode = self._object(self.schema)
+        self._encode = self._object(self.schema, in_schema)
 
     def encode(self, profile: Mapping[str, Any]) -> dict[str, Any]:
         encoded: dict[str, Any] = self._encode(profile)
         return encoded
 
-    def _object(self, t: Type) -> _Encode:
-        members = tuple((p.name, self._value(p.type)) for p in t.properties)
+    def _object(self, t: Type, original: Type | None) -> _Encode:
+        """``t`` pruned from ``original`` (its type in the input schema, when there is one)."""
+        encoders = []
+        for prop in t.properties:
+            if prop.type.kind is Kind.OBJECT:
+                kept = original.property(prop.name) if original is not None else None
+                whole = kept is prop  # kept whole by the pruning: the same property
+                encoders.append((prop.name, self._object(prop.type, prop.type if whole else None)))
+            else:
+                encoders.append((prop.name, self._value(prop.type)))
+        plain = tuple(name for name, encode in encoders if encode is _same)
+        converted = tuple((name, encode) for name, encode in encoders if encode is not _same)
+        if not converted:
+            if original is t:
+                # An object of the input schema with nothing to convert: it goes as it is
+                # (what a profile holds comes from that schema).
+                return _same
+            names = frozenset(plain)
+
+            def only_inputs(value: Mapping[str, Any]) -> Mapping[str, Any]:
+                # The profile goes as it is when it holds no other property (profiles hold no
+                # None: an absent value is an absent key).
+                if value.keys() <= names:
+                    return value
+                return {name: item for name in plain if (item := value.get(name)) is not None}
+
+            return only_inputs
 
         def encode(value: Mapping[str, Any]) -> dict[str, Any]:
-            out = {}
-            for name, member in members:
-                item = value.get(name)
+            get = value.get
+            out = {name: item for name in plain if (item := get(name)) is not None}
+            for name, member in converted:
+                item = get(name)
                 if item is not None:
                     out[name] = member(item)
             return out
@@ -65,7 +91,7 @@ class InputEncoder:
     def _value(self, t: Type) -> _Encode:
         kind, javascript = t.kind, self.language == "JavaScript"
         if kind is Kind.OBJECT:
-            return self._object(t)
+            return self._object(t, None)
         if kind is Kind.ARRAY:
             assert t.element_type is not None
             element = self._value(t.element_type)
@@ -167,8 +193,10 @@ class OutputChecker:
             for purpose in (Purpose.CREATE, Purpose.UPDATE)
         }
 
-    def check(self, text: str, purpose: Purpose) -> dict[str, object]:
-        value = json.loads(text, parse_constant=str)
+    def check(self, value: Any, purpose: Purpose) -> dict[str, object]:
+        """``value``: what the function returned, as JSON values."""
+        if not isinstance(value, dict):
+            raise _fail("the function returned something that is not an object")
         return self._by_purpose[purpose].build(value)
 
 
@@ -176,21 +204,33 @@ def _fail(message: str) -> RecordError:
     return RecordError(Step.OUTPUT_VALIDATION, message, "")
 
 
+_MISSING = object()
+
+
 class _Level:
-    """One object of the output schema: its properties, each with its conversion."""
+    """One object of the output schema: its properties, each with its conversion and the
+    null and required rules of the level's purpose."""
 
     def __init__(self, checker: OutputChecker, t: Type, prefix: str, conversion: Conversion):
-        self.checker = checker
         self.prefix = prefix
-        self.purpose = conversion.purpose
-        self.members: dict[str, tuple[Property, Callable[[Any], object]]] = {}
+        self.null = checker.null
+        creating = conversion.purpose is Purpose.CREATE
+        self.purpose = "creation" if creating else "update"
+        #: (name, convert, required, nullable, takes any string) per property, in order.
+        self.members: list[tuple[str, Callable[[Any], object], bool, bool, bool]] = []
         for prop in t.properties:
             path = prefix + prop.name
-            if prop.type.kind is Kind.OBJECT:
-                level = _Level(checker, prop.type, path + ".", conversion)
-                self.members[prop.name] = (prop, level.build_nested)
-            else:
-                self.members[prop.name] = (prop, _leaf(checker, prop.type, path, conversion))
+            convert: Callable[[Any], object] = (
+                _Level(checker, prop.type, path + ".", conversion).build_nested
+                if prop.type.kind is Kind.OBJECT
+                else _leaf(checker, prop.type, path, conversion)
+            )
+            required = prop.create_required if creating else prop.update_required
+            any_string = prop.type.kind is not Kind.OBJECT and _takes_any_string(
+                checker, prop.type, conversion
+            )
+            self.members.append((prop.name, convert, required, prop.nullable, any_string))
+        self.names = frozenset(name for name, *_ in self.members)
 
     def build_nested(self, value: Any) -> object:
         if not isinstance(value, dict):
@@ -198,32 +238,42 @@ class _Level:
         return self.build(value)
 
     def build(self, value: dict[str, Any]) -> dict[str, object]:
-        for name in value:
-            if name not in self.members:
-                raise _fail(
-                    f"property «{self.prefix}{name}» is not part of output schema; rename or "
-                    "remove it in the transformation function"
-                )
+        if not value.keys() <= self.names:
+            extra = next(name for name in value if name not in self.names)
+            raise _fail(
+                f"property «{self.prefix}{extra}» is not part of output schema; rename or "
+                "remove it in the transformation function"
+            )
         record: dict[str, object] = {}
-        for name, (prop, convert) in self.members.items():
-            path = self.prefix + name
-            if name not in value:
-                required = (
-                    prop.create_required if self.purpose is Purpose.CREATE else prop.update_required
-                )
-                if required:
-                    purpose = "creation" if self.purpose is Purpose.CREATE else "update"
-                    raise _fail(f"property «{path}» is missing but it is required for {purpose}")
-                continue
-            item = value[name]
-            if item is None:
-                if not prop.nullable:
-                    null = self.checker.null
-                    raise _fail(f"property «{path}» cannot be «{null}», but it is set to «{null}»")
+        get = value.get
+        for name, convert, required, nullable, any_string in self.members:
+            item = get(name, _MISSING)
+            if any_string and type(item) is str:
+                record[name] = item
+            elif item is None:
+                if not nullable:
+                    null = self.null
+                    raise _fail(
+                        f"property «{self.prefix}{name}» cannot be «{null}», but it is set to "
+                        f"«{null}»"
+                    )
                 record[name] = None
-                continue
-            record[name] = convert(item)
+            elif item is not _MISSING:
+                record[name] = convert(item)
+            elif required:
+                raise _fail(
+                    f"property «{self.prefix}{name}» is missing but it is required for "
+                    f"{self.purpose}"
+                )
         return record
+
+
+def _takes_any_string(checker: OutputChecker, t: Type, conversion: Conversion) -> bool:
+    """Whether a string is written to this property as it is: the common case, which the
+    check then takes without a call."""
+    return not (t.kind is Kind.JSON and checker.preserve_json) and (
+        converter(STRING, t, conversion) is None
+    )
 
 
 def _leaf(
