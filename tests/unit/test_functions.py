@@ -411,6 +411,22 @@ def test_limits_fail_the_record_and_a_fresh_worker_takes_the_next(
     assert records[1] == {"code": "ok"}
 
 
+def test_a_hung_record_cannot_block_a_large_batch_sent_behind_it() -> None:
+    # The second batch (2 MB) cannot wait in the pipe while the first one hangs: it is sent
+    # once the worker is free, and the time limit still ends the hung record.
+    source = (
+        "def transform(p):\n    while p['name'] == 'loop':\n        pass\n"
+        "    return {'code': str(len(p['name']))}\n"
+    )
+    large = [{"name": f"{i:05d}" + "y" * 20_000} for i in range(100)]  # each its own string
+    profiles = [{"name": "loop"}] + [{"name": "x"}] * 99 + large
+    records = run("Python", source, profiles, timeout=1.0)
+    assert isinstance(records[0], RecordError)
+    assert records[0].message == "Python: timed out after 1 s"
+    assert records[1:100] == [{"code": "1"}] * 99
+    assert records[100:] == [{"code": "20005"}] * 100
+
+
 def test_most_records_hitting_the_limits_fails_the_run() -> None:
     source = "def transform(p):\n    while True:\n        pass\n"
     function = transformer("Python", source, timeout=0.2)

@@ -18,6 +18,7 @@ Environment settings (the Helm chart's ``functions`` values set them on the expo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import mmap
@@ -114,6 +115,11 @@ class _Worker:
         os.ftruncate(progress, 4)
         self.progress = mmap.mmap(progress, 4)
         fds = (request_read, result_write, progress)
+        # A batch sent ahead waits in the pipe while the worker transforms the one before: it
+        # must fit, or the write would block until then (forever, if that one never ends).
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(self._requests, fcntl.F_SETPIPE_SZ, 1 << 20)
+        self.pipe_capacity = fcntl.fcntl(self._requests, fcntl.F_GETPIPE_SZ)
         self.batches: deque[_Batch] = deque()
         self._received = bytearray()
         #: Whether its answer did not come in time (rather than the worker ending).
@@ -146,14 +152,18 @@ class _Worker:
         self.uses_purpose = bool(reply.get("purpose"))
         os.set_blocking(self.results, False)
 
-    def send(self, message: object) -> None:
+    def send(self, message: object, *, ahead: bool = False) -> bool:
+        """Send a message; ``ahead`` (the worker is busy): only if it fits in the pipe."""
         body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        if ahead and len(body) + 4 > self.pipe_capacity:
+            return False
         view = memoryview(_LENGTH.pack(len(body)) + body)
         try:
             while view:
                 view = view[os.write(self._requests, view) :]
         except BrokenPipeError:
             pass  # the worker died; the answer's absence says so
+        return True
 
     def _handshake(self, deadline: float) -> dict[str, Any] | None:
         while (wait := deadline - time.monotonic()) > 0:
@@ -312,12 +322,12 @@ class FunctionPool:
             self._workers.append(_Worker(self._setup))
         for worker in self._workers:
             while waiting and len(worker.batches) < 2:
-                indices = waiting.popleft()
-                batch = _Batch(indices)
-                if not worker.batches:
-                    batch.started = time.monotonic()
-                worker.batches.append(batch)
-                worker.send(encode([items[i] for i in indices]))
+                indices = waiting[0]
+                ahead = bool(worker.batches)
+                if not worker.send(encode([items[i] for i in indices]), ahead=ahead):
+                    break  # too large to wait in the pipe: sent when the worker is free
+                waiting.popleft()
+                worker.batches.append(_Batch(indices, None if ahead else time.monotonic()))
 
     def _ready(self, workers: list[_Worker]) -> list[_Worker]:
         """The busy workers with something to read or past their time, waiting for one."""
