@@ -187,6 +187,43 @@ def test_once_on_the_demo_manifests_and_profiles(target: Target, tmp_path: Path)
     assert sorted(target.contacts()) == unique
 
 
+REGIONS = {"DE": "Europe", "ES": "Europe", "FR": "Europe", "GB": "Europe", "IT": "Europe",
+           "NL": "Europe", "CA": "Americas", "US": "Americas"}  # fmt: skip
+
+
+def test_once_runs_the_function_examples(target: Target, tmp_path: Path) -> None:
+    """The examples' Python and JavaScript pipelines, in the demo's namespace, on its profiles:
+    local mode runs them in their sandboxed workers as an export pod does."""
+    warehouse = target.open()
+    try:
+        load_demo_profiles(warehouse, 600)
+    finally:
+        warehouse.close()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    demo_manifests(target, folder)
+    for name in ("python-function-pipeline.yaml", "javascript-function-pipeline.yaml"):
+        text = (EXAMPLES / name).read_text().replace("namespace: marketing", "namespace: demo")
+        (folder / name).write_text(text)
+    profiles = [p for _, p in demo_profiles(600)]
+    emails = Counter(p["email"] for p in profiles if "email" in p)
+    unique = {p["email"]: p for p in profiles if emails.get(p.get("email")) == 1}
+    arguments = ["--store", f"sqlite:///{tmp_path / 'store.db'}", "--state", str(tmp_path / "s")]
+
+    local = Local([str(folder), "--once", *arguments])
+
+    assert local.wait() == 2, local.output  # partially failed: the shared emails
+    for pipeline in ("stage-customers", "region-customers"):
+        assert local.said(f"demo/{pipeline}: PartiallyFailed in"), local.output
+    assert "transformationFailed" not in local.output
+    contacts = {email: c["properties"] for email, c in target.contacts().items()}
+    assert sorted(contacts) == sorted(unique)
+    for email, profile in unique.items():
+        country = profile.get("address", {}).get("country")
+        if country in REGIONS:
+            assert contacts[email]["country"] == f"{country} ({REGIONS[country]})"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

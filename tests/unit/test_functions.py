@@ -4,6 +4,7 @@ workers' limits, sandbox and recovery."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as datetime_module
 import json
 import math
@@ -315,6 +316,13 @@ def test_sources_are_compiled_at_validation_with_line_and_column(
     language: str, source: str, problem: str
 ) -> None:
     assert str(check_source(language, source)) == problem
+
+
+def test_javascript_compiles_inside_an_event_loop_as_the_operator_validates() -> None:
+    async def validate() -> object:
+        return check_source("JavaScript", "function transform(p) {\n  return {a: 1\n}")
+
+    assert str(asyncio.run(validate())) == "line 3, column 2: SyntaxError: Unexpected end of input"
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ import re
 import struct
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -225,7 +226,15 @@ def check_source(source: str) -> tuple[str, int, int] | None:
     """(message, line, column) of what makes ``source`` unusable, or None. Compiled, never run:
     the source is wrapped in a function that is created and not called, and a second time with
     a ``let transform`` after it, which V8 refuses exactly when the source declares
-    ``transform`` at its top level."""
+    ``transform`` at its top level.
+
+    Compiled in a thread of its own: mini-racer refuses a time limit in a thread running an
+    event loop (the operator's and local mode's validation)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="v8-check") as thread:
+        return thread.submit(_compiled, source).result()
+
+
+def _compiled(source: str) -> tuple[str, int, int] | None:
     from py_mini_racer import JSParseException, MiniRacer  # noqa: PLC0415 - optional
 
     context = MiniRacer()
