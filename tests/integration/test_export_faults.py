@@ -10,16 +10,20 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from sluice.installation import INSTALLED
+from sluice.warehouses import open_warehouse
 from tests.integration.conftest import OUT_SCHEMA, PROFILE_SCHEMA, TOKEN, Target
 from tests.integration.test_export import WRITES, exported_rows, people, person, requests_to
 from tests.operator_process import ROOT, eventually
+from tests.postgres import temporary_database
 
 BY_CUSTOMER_CODE = {"in": "customer_id", "out": "contact.customer_code"}
 WRITES_AND_LOOKUPS = (
@@ -357,3 +361,36 @@ def test_the_command_writes_the_summary_and_exits_by_outcome(
     failed = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
     assert failed.returncode == 1
     assert json.loads(log.read_text())["outcome"] == "Failed"
+
+
+def test_first_runs_starting_together_on_a_new_postgresql_warehouse_all_prepare_it(
+    postgres_url: str,
+) -> None:
+    # Concurrent CREATE TABLE IF NOT EXISTS of one table race in PostgreSQL's catalog; local
+    # mode and CronJobs start several pipelines' first runs at once.
+    with temporary_database(postgres_url) as url:
+        dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(False)
+        start = threading.Barrier(8)
+        failures: list[BaseException] = []
+
+        def first_run() -> None:
+            warehouse = open_warehouse("PostgreSQL", dsn=dsn)
+            try:
+                start.wait()
+                warehouse.ensure_bookkeeping()
+            except BaseException as err:  # reported below, with the others
+                failures.append(err)
+            finally:
+                warehouse.close()
+
+        runs = [threading.Thread(target=first_run) for _ in range(8)]
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join()
+        assert failures == []
+        warehouse = open_warehouse("PostgreSQL", dsn=dsn)
+        try:
+            assert warehouse.execute("SELECT version FROM sluice_schema_version") == [(2,)]
+        finally:
+            warehouse.close()

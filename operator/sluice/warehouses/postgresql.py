@@ -10,6 +10,8 @@ from sluice.filters.sql import Dialect, quote
 from sluice.warehouses.base import Row, Warehouse, WarehouseError
 
 _CONNECT_TIMEOUT_SECONDS = 10
+#: The advisory lock Sluice's runs take to create their tables ("sluice" in ASCII).
+_BOOKKEEPING_LOCK = 0x736C75696365
 
 
 class PostgresWarehouse(Warehouse):
@@ -37,6 +39,17 @@ class PostgresWarehouse(Warehouse):
         try:
             cursor = self._bookkeeping.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as err:
+            raise WarehouseError(f"the warehouse refused a statement: {_reason(err)}") from err
+
+    def ensure_bookkeeping(self) -> None:
+        # Concurrent CREATE TABLE IF NOT EXISTS of one table race in PostgreSQL's catalog (a
+        # unique violation on pg_type): the first runs of pipelines starting together on a
+        # new warehouse take turns.
+        try:
+            with self._bookkeeping.transaction():
+                self._bookkeeping.execute("SELECT pg_advisory_xact_lock(%s)", [_BOOKKEEPING_LOCK])
+                super().ensure_bookkeeping()
         except psycopg.Error as err:
             raise WarehouseError(f"the warehouse refused a statement: {_reason(err)}") from err
 
