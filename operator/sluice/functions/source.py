@@ -4,6 +4,7 @@ missing ``transform`` is refused with its line and column before anything runs."
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 
 from sluice.functions import javascript
@@ -19,8 +20,12 @@ class SourceProblem:
         return f"line {self.line}, column {self.column}: {self.message}"
 
 
+@functools.lru_cache(maxsize=256)
 def check_source(language: str, source: str) -> SourceProblem | None:
-    """What makes ``source`` unusable, or None. ``language`` must have a runner here."""
+    """What makes ``source`` unusable, or None. ``language`` must have a runner here.
+
+    Remembered: the operator and ``sluice apply`` validate the same pipelines again and again,
+    and compiling JavaScript starts a V8 isolate (20 ms)."""
     if language == "JavaScript":
         found = javascript.check_source(source)
         return None if found is None else SourceProblem(*found)
