@@ -102,13 +102,7 @@ def _transformed(
         mapping = compile_mapping(
             pipeline.mapping, pipeline.in_schema, pipeline.out_schema, time_layouts=layouts
         )
-        records: list[dict[str, object] | RecordError] = []
-        for profile in profiles:
-            try:
-                records.append(mapping.transform(profile, purpose))
-            except RecordError as err:
-                records.append(err)
-        return records
+        return mapping.transform_each((profile, purpose) for profile in profiles)
     try:
         transformer = FunctionTransformer.of(
             function, pipeline.in_schema, pipeline.out_schema, layouts

@@ -12,6 +12,7 @@ import os
 import uuid
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -503,6 +504,30 @@ def test_where_the_sandbox_cannot_be_set_up_functions_do_not_run(
     source = "def transform(p):\n    return {'code': str(len(open('/etc/hostname').read()) > 0)}\n"
     assert run("Python", source, [{}], sandbox=False) == [{"code": "True"}]
     assert os.path.exists("/etc/hostname")
+
+
+def test_raw_writes_to_standard_output_never_reach_the_channel() -> None:
+    source = (
+        "import os\n"
+        "def transform(p):\n"
+        "    os.write(1, b'\\x00\\x00\\x00\\x10garbage')\n"
+        "    os.write(2, b'{\"results\": []}')\n"
+        "    return {'code': p['name']}\n"
+    )
+    assert run("Python", source, [{"name": "a"}, {"name": "b"}]) == [{"code": "a"}, {"code": "b"}]
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"), [("max 100000", 2), ("150000 100000", 2), ("50000 100000", 1)]
+)
+def test_workers_follow_the_cpus_the_pod_may_use(
+    cpu_max: str, expected: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max + "\n")
+    assert pool_module.available_cpus(str(quota)) == expected
+    assert pool_module.available_cpus(str(tmp_path / "none")) == 2  # cgroup v1: the affinity
 
 
 def test_settings_come_from_the_environment() -> None:

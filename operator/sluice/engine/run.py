@@ -558,21 +558,13 @@ class ExportRun:
     async def _transform(self, batches: _Batches) -> None:
         """Transform the profiles submitted, and queue their writes."""
         submissions, self._submissions = self._submissions, []
+        items = [(s.candidate.profile, s.purpose) for s in submissions]
         if self._function is not None:
-            items = [(s.candidate.profile, s.purpose) for s in submissions]
             records = await asyncio.to_thread(self._function.transform, items)
-            for submission, outcome in zip(submissions, records, strict=True):
-                self._queue(submission, outcome, batches)
-            return
-        mapping = self._mapping
-        assert mapping is not None  # compiled before anything is read
-        for submission in submissions:
-            try:
-                record: dict[str, object] | RecordError = mapping.transform(
-                    submission.candidate.profile, submission.purpose
-                )
-            except RecordError as err:
-                record = err
+        else:
+            assert self._mapping is not None  # compiled before anything is read
+            records = self._mapping.transform_each(items)
+        for submission, record in zip(submissions, records, strict=True):
             self._queue(submission, record, batches)
 
     def _queue(

@@ -73,11 +73,11 @@ class FunctionSettings:
             raise FunctionError(f"a SLUICE_FUNCTION_* setting is not a number: {err}") from None
 
 
-def available_cpus() -> int:
+def available_cpus(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
     """The CPUs this process may use: its affinity, bounded by a cgroup v2 CPU quota."""
     cpus = len(os.sched_getaffinity(0))
     try:
-        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as limit:
+        with open(cpu_max, encoding="ascii") as limit:
             quota, period = limit.read().split()
         if quota != "max":
             cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))

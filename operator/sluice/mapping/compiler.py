@@ -21,7 +21,7 @@ left out too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,19 @@ class CompiledMapping:
         if purpose == _UPDATE:
             return self._for_update(profile)
         raise ValueError(f"purpose must be {Purpose.CREATE!r} or {Purpose.UPDATE!r}")
+
+    def transform_each(
+        self, items: Iterable[tuple[Mapping[str, object], Purpose]]
+    ) -> list[Record | RecordError]:
+        """The record of each (profile, purpose), or the error that stopped it: what a
+        function's transformer gives too, so runs and previews treat both alike."""
+        records: list[Record | RecordError] = []
+        for profile, purpose in items:
+            try:
+                records.append(self.transform(profile, purpose))
+            except RecordError as err:
+                records.append(err)
+        return records
 
 
 def compile_mapping(
