@@ -20,33 +20,28 @@ implements, and which documented HubSpot behaviour each part follows, is in
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
-from starlette.responses import Response
 
+from sluice.twins.common import TwinControls
 from sluice.twins.hubspot_app import create_app
-from sluice.twins.hubspot_control import Fault, Faults, RateLimiter, Stats
+from sluice.twins.hubspot_control import RateLimiter
 from sluice.twins.hubspot_properties import PropertyDefinition
 from sluice.twins.hubspot_state import ContactStore, decode_state
+from sluice.twins.serving import SAVE_SECONDS, parse_listen, run_process, serve
 
 #: Free and Starter accounts' private apps: 100 requests per 10 s, 250,000 per day.
 DEFAULT_BURST = 100
 DEFAULT_DAILY = 250_000
 #: The account (HubSpot's "portal", or Hub ID) a twin is, unless told another.
 DEFAULT_PORTAL_ID = 62515
-#: How often a served twin with a state file saves its contacts, when they changed.
-SAVE_SECONDS = 2.0
 
 __all__ = [
     "DEFAULT_BURST",
@@ -65,7 +60,7 @@ class TwinStateError(Exception):
     """The state file exists but does not hold a twin's state, or cannot be read."""
 
 
-class HubSpotTwin:
+class HubSpotTwin(TwinControls):
     """One HubSpot account with its contacts, reached with one private-app token.
 
     ``custom_properties`` adds contact properties, each a :class:`PropertyDefinition` or a dict
@@ -97,46 +92,19 @@ class HubSpotTwin:
             p if isinstance(p, PropertyDefinition) else PropertyDefinition.from_json(p)
             for p in custom_properties
         ]
-        self._token = token
         self.portal_id = portal_id
-        self.token: str | None = token
         self.state_path = None if state_path is None else Path(state_path)
         if self.state_path is not None and self.state_path.exists():
             self.store = _load_store(self.state_path, definitions)
         else:
             self.store = ContactStore(definitions)
-        self.lock = self.store.lock
+        super().__init__(token, self.store.lock)
         self.limiter = RateLimiter(enabled=rate_limit, burst=burst, daily=daily)
-        self.faults = Faults()
-        self._stats = Stats()
         # Held through a whole save, so that an older snapshot never replaces a newer one.
         self._save_lock = threading.Lock()
         self._saved_revision = self.store.revision
 
-    # -- faults -----------------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        count: int = 1,
-        status: int = 503,
-        *,
-        path: str | None = None,
-        after_apply: bool = False,
-    ) -> None:
-        """The next ``count`` requests whose path contains ``path`` answer ``status``. With
-        ``after_apply`` they are carried out first (contacts created or updated) and only the
-        answer is replaced: a response lost on the way back."""
-        with self.lock:
-            self.faults.queue.append(Fault(status, count, path, after_apply))
-
-    def pending_faults(self) -> list[Fault]:
-        with self.lock:
-            return [Fault(f.status, f.count, f.path, f.after_apply) for f in self.faults.queue]
-
-    def set_latency(self, seconds: float) -> None:
-        """Delay every API request by ``seconds`` before it is handled."""
-        with self.lock:
-            self.faults.latency = max(0.0, seconds)
+    # -- rate limits ----------------------------------------------------------------------
 
     def force_rate_limit(self, count: int) -> None:
         """The next ``count`` authenticated requests answer 429 (``TEN_SECONDLY_ROLLING``)."""
@@ -146,15 +114,6 @@ class HubSpotTwin:
     def set_rate_limiting(self, enabled: bool) -> None:
         with self.lock:
             self.limiter.enabled = enabled
-
-    def revoke_token(self) -> None:
-        """Every request from now on answers 401, as after the app's token was revoked."""
-        with self.lock:
-            self.token = None
-
-    def restore_token(self) -> None:
-        with self.lock:
-            self.token = self._token
 
     # -- inspection -------------------------------------------------------------------------
 
@@ -182,11 +141,6 @@ class HubSpotTwin:
                 "updates": self.store.updates,
                 "contacts": len(self.store.contacts),
             }
-
-    def counted(self, endpoint: str, response: Response) -> Response:
-        with self.lock:
-            self._stats.count(endpoint, response.status_code)
-        return response
 
     # -- persistence (--state) ------------------------------------------------------------------
 
@@ -226,10 +180,8 @@ class HubSpotTwin:
         state file, if any, is emptied by the next save."""
         with self.lock:
             self.store.clear()
-            self.faults.reset()
             self.limiter.reset()
-            self._stats.reset()
-            self.token = self._token
+        self.reset_controls()
 
     def app(self) -> Starlette:
         return create_app(self)
@@ -246,117 +198,12 @@ def _load_store(path: Path, custom_properties: list[PropertyDefinition]) -> Cont
     return store
 
 
-@contextlib.contextmanager
-def _saving(twin: HubSpotTwin) -> Iterator[None]:
-    """While the server runs, a thread saves the twin's state every :data:`SAVE_SECONDS` when
-    it changed (a killed twin loses at most that much of its writes); on exit it saves once
-    more. A thread rather than an asyncio task: a save must not stall the event loop, and the
-    loop is uvicorn's, out of reach of :func:`serve`'s caller."""
-    if twin.state_path is None:
-        yield
-        return
-    stopped = threading.Event()
-
-    def save_periodically() -> None:
-        while not stopped.wait(SAVE_SECONDS):
-            try:
-                twin.save_state_if_changed()
-            except OSError as err:  # a full disk: keep serving, try again next time
-                print(f"warning: the twin's state was not saved: {err}", file=sys.stderr)
-
-    saver = threading.Thread(target=save_periodically, name="hubspot-twin-saver", daemon=True)
-    saver.start()
-    try:
-        yield
-    finally:
-        stopped.set()
-        saver.join(timeout=10)
-        twin.save_state_if_changed()
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY on accepted sockets only when the
-    # listening socket says TCP, and without it every response waits on a delayed ACK (40 ms).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
-def _http_implementation() -> str:
-    try:
-        import httptools  # type: ignore[import-not-found,unused-ignore]  # noqa: F401, PLC0415
-    except ImportError:
-        return "h11"
-    return "httptools"
-
-
-class _ProcessServer(uvicorn.Server):
-    """Stops on SIGTERM or SIGINT and returns: uvicorn's own handling raises the signal again
-    once stopped, which would end the process before the twin saves its state."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        def stop(number: int, frame: object) -> None:
-            self.should_exit = True
-
-        for number in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, stop)
-        yield
-
-
-def _server(twin: HubSpotTwin, kind: type[uvicorn.Server] = uvicorn.Server) -> uvicorn.Server:
-    config = uvicorn.Config(
-        twin.app(),
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        http=_http_implementation(),
-        server_header=False,
-    )
-    return kind(config)
-
-
-def _base_url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
-@contextlib.contextmanager
-def serve(twin: HubSpotTwin, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
-    """Run the twin in a background thread; yields its base URL and stops it on exit (saving
-    its state, with a ``state_path``)."""
-    sock = _bind(host, port)
-    server = _server(twin)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="hubspot-twin", daemon=True
-    )
-    with _saving(twin):
-        thread.start()
-        try:
-            yield _base_url(sock)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
-
-
-def _parse_listen(listen: str) -> tuple[str, int]:
-    host, colon, port = listen.rpartition(":")
-    if not colon or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{listen!r} is not host:port")
-    return host.removeprefix("[").removesuffix("]"), int(port)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sluice.twins.hubspot",
         description="A loopback server speaking HubSpot's CRM v3 contacts API.",
     )
-    parser.add_argument("--listen", type=_parse_listen, default=("127.0.0.1", 0))
+    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0))
     parser.add_argument("--token", required=True, help="the one valid private-app token")
     parser.add_argument("--no-rate-limit", action="store_true", help="turn every limit off")
     parser.add_argument("--burst", type=int, default=DEFAULT_BURST, help="requests per 10 s")
@@ -378,12 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TwinStateError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    host, port = args.listen
-    sock = _bind(host, port)
-    print(f"listening on {_base_url(sock)}", flush=True)
-    with _saving(twin):
-        _server(twin, _ProcessServer).run(sockets=[sock])  # until SIGINT or SIGTERM
-    return 0
+    return run_process(twin, *args.listen)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.hubspot_control import Fault, rate_limit_body
+from sluice.twins.common import Fault
+from sluice.twins.hubspot_control import rate_limit_body
 from sluice.twins.hubspot_state import Answer, error_body
 
 if TYPE_CHECKING:
@@ -53,9 +54,7 @@ def _api(name: str, operation: Operation, *, method: str, search: bool = False) 
         twin: HubSpotTwin = request.app.state.twin
         path = request.url.path
         object_type = request.path_params.get("object_type", "contacts")
-        with twin.lock:
-            latency = twin.faults.latency
-            fault = twin.faults.take(path) if twin.faults.queue else None
+        latency, fault = twin.take_fault(path)
         if latency:
             await asyncio.sleep(latency)
         if fault is not None and not fault.after_apply:
@@ -67,7 +66,8 @@ def _api(name: str, operation: Operation, *, method: str, search: bool = False) 
                 _respond(401, error_body("INVALID_AUTHENTICATION", _MISSING_CREDENTIALS)),
             )
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or twin.token is None or token.strip() != twin.token:
+        accepted = twin.credential
+        if scheme.lower() != "bearer" or accepted is None or token.strip() != accepted:
             return twin.counted(
                 endpoint, _respond(401, error_body("INVALID_AUTHENTICATION", _BAD_TOKEN))
             )

@@ -1,4 +1,4 @@
-"""Rate limits, injected faults and request statistics of the HubSpot twin.
+"""Rate limits of the HubSpot twin.
 
 The rate limits follow HubSpot's usage guidelines for privately distributed apps: a rolling
 burst window of ``burst`` requests per 10 seconds (100 on Free and Starter, 190 on Professional
@@ -12,34 +12,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import Counter, deque
-from dataclasses import dataclass
+from collections import deque
 from typing import Any
 
 INTERVAL_MS = 10_000
 SEARCH_PER_SECOND = 5
-
-
-@dataclass(slots=True)
-class Fault:
-    """The next ``count`` requests whose path contains ``path`` (all when None) answer
-    ``status``; with ``after_apply`` the request is carried out first and its answer lost."""
-
-    status: int
-    count: int
-    path: str | None = None
-    after_apply: bool = False
-
-    def matches(self, path: str) -> bool:
-        return self.path is None or self.path in path
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "count": self.count,
-            "path": self.path,
-            "afterApply": self.after_apply,
-        }
 
 
 def rate_limit_body(policy: str) -> dict[str, Any]:
@@ -116,43 +93,3 @@ class RateLimiter:
             "X-HubSpot-RateLimit-Secondly": str(secondly),
             "X-HubSpot-RateLimit-Secondly-Remaining": str(max(0, secondly - in_last_second)),
         }
-
-
-class Faults:
-    """Queued faults and the added latency. Not thread-safe: used under the twin's lock."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.queue: list[Fault] = []
-        self.latency = 0.0
-
-    def take(self, path: str) -> Fault | None:
-        """The first queued fault that matches ``path``, one use of it spent."""
-        for fault in self.queue:
-            if fault.count > 0 and fault.matches(path):
-                fault.count -= 1
-                if fault.count == 0:
-                    self.queue.remove(fault)
-                return fault
-        return None
-
-
-class Stats:
-    """Requests per endpoint and status."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.requests: Counter[tuple[str, int]] = Counter()
-
-    def count(self, endpoint: str, status: int) -> None:
-        self.requests[endpoint, status] += 1
-
-    def to_json(self) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = {}
-        for (endpoint, status), n in sorted(self.requests.items()):
-            out.setdefault(endpoint, {})[str(status)] = n
-        return out
