@@ -1,0 +1,74 @@
+"""HubSpot under test: its twin, and a pipeline writing contacts' email, first and last name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any
+
+from sluice.twins.hubspot import HubSpotTwin, serve
+from tests.apps import AppUser
+
+TOKEN = "pat-na1-connector-tests"
+
+
+def _nullable_strings(*names: str) -> list[dict[str, Any]]:
+    return [{"name": name, "type": {"kind": "string"}, "nullable": True} for name in names]
+
+
+class HubSpotCase:
+    code = "hubspot"
+    credentials: Mapping[str, str] = MappingProxyType({"accessToken": TOKEN})
+    out_schema: Mapping[str, Any] = MappingProxyType(
+        {
+            "kind": "object",
+            "properties": [
+                {
+                    "name": "contact",
+                    "type": {
+                        "kind": "object",
+                        "properties": _nullable_strings("email", "firstname", "lastname"),
+                    },
+                }
+            ],
+        }
+    )
+    email_path = "contact.email"
+    mapping: Mapping[str, str] = MappingProxyType(
+        {"contact.firstname": "first_name", "contact.lastname": "last_name"}
+    )
+    first_name_path = "contact.firstname"
+    write_path = "/batch/"
+    lookup_path = "/batch/read"
+    write_endpoints = tuple(
+        f"POST /crm/v3/objects/contacts/batch/{kind}" for kind in ("create", "update", "upsert")
+    )
+    lookup_endpoints = ("POST /crm/v3/objects/contacts/batch/read",)
+    invalid_email = "not-an-email"
+    invalid_email_error = "INVALID_EMAIL"
+
+    def __init__(self) -> None:
+        self.twin = HubSpotTwin(TOKEN, rate_limit=False)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        with serve(self.twin) as base_url:
+            yield base_url
+
+    def settings(self, base_url: str) -> dict[str, Any]:
+        return {"baseUrl": base_url}
+
+    def users(self) -> dict[str, AppUser]:
+        users = {}
+        for contact in self.twin.contacts():
+            properties = contact["properties"]
+            email = properties.get("email") or ""
+            users[email.lower()] = AppUser(contact["id"], email, properties.get("firstname"))
+        return users
+
+    def add_users(self, people: Sequence[tuple[str, str]]) -> None:
+        self.twin.add_contacts({"email": email, "firstname": first} for email, first in people)
+
+
+CASE = HubSpotCase()
