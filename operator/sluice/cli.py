@@ -68,7 +68,10 @@ def _problem(obj: SluiceObject, outcome: Outcome) -> Problem:
 
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
-    manifests, _, problems = check_manifests(args.paths)
+    manifests, outcomes, problems = check_manifests(args.paths)
+    if args.online:
+        problems += asyncio.run(_online_problems(manifests, outcomes))
+        problems.sort(key=lambda p: (p.file, p.line))
     checked = len(manifests.objects)
     if args.output == "json":
         report = {
@@ -85,6 +88,51 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         verdict = "all valid" if not problems else f"{len(problems)} problem(s)"
         print(f"checked {checked} Sluice object(s): {verdict}", file=sys.stderr)
     return 1 if problems else 0
+
+
+async def _online_problems(manifests: Manifests, outcomes: list[Outcome]) -> list[Problem]:
+    """Each valid pipeline's output schema against the schema its application has now: a
+    property the application lacks, or holds with another type, is found before a run."""
+    from sluice.controller.runner import runner_secrets  # noqa: PLC0415
+    from sluice.discovery import DiscoveryError, application_schema  # noqa: PLC0415
+    from sluice.model.alignment import output_alignment_error  # noqa: PLC0415
+    from sluice.model.types import Type  # noqa: PLC0415
+
+    discovered: dict[tuple[str, int], Type | str] = {}
+    problems = []
+    for obj, outcome in zip(manifests.objects, outcomes, strict=True):
+        pipeline = outcome.value
+        if not isinstance(pipeline, Pipeline):
+            continue
+        resources = _pipeline_resources(pipeline, outcomes, quiet=True)
+        if resources is None:
+            continue
+        workspace, connection = resources
+        key = (connection.namespace, connection.id)
+        if key not in discovered:
+            _, credentials = runner_secrets(workspace, connection, manifests.secrets)
+            try:
+                discovered[key] = await application_schema(connection, credentials)
+            except DiscoveryError as err:
+                discovered[key] = f"the application's schema could not be read: {err}"
+        destination = discovered[key]
+        if isinstance(destination, str):
+            message: str | None = destination
+        else:
+            message = output_alignment_error(
+                pipeline.out_schema, destination, pipeline.export_mode, pipeline.matching_out
+            )
+        if message is not None:
+            problems.append(
+                Problem(
+                    file=obj.document.file,
+                    line=obj.document.line_of(("spec", "outSchema")),
+                    message=message,
+                    subject=obj.subject,
+                    field="outSchema",
+                )
+            )
+    return problems
 
 
 def select_pipeline(
@@ -289,7 +337,7 @@ def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _pipeline_resources(
-    pipeline: Pipeline, outcomes: list[Outcome]
+    pipeline: Pipeline, outcomes: list[Outcome], *, quiet: bool = False
 ) -> tuple[Workspace, Connection] | None:
     """The Workspace and Connection a valid pipeline was validated with."""
     values = [outcome.value for outcome in outcomes]
@@ -308,12 +356,87 @@ def _pipeline_resources(
         None,
     )
     if workspace is None or connection is None:
-        print(
-            "error: the pipeline's Workspace and Connection must be in the manifests",
-            file=sys.stderr,
-        )
+        if not quiet:
+            print(
+                "error: the pipeline's Workspace and Connection must be in the manifests",
+                file=sys.stderr,
+            )
         return None
     return workspace, connection
+
+
+def _select_resource(
+    outcomes: list[Outcome], kind: str, wanted: str | None, namespace: str | None
+) -> Connection | Workspace | None:
+    """The one valid ``kind`` named ``wanted`` (its metadata.name, or a Connection's id; any
+    when None) in ``namespace`` (any when None); else say why on stderr."""
+    matches = [
+        o
+        for o in outcomes
+        if o.resource.kind == kind
+        and namespace in (None, o.resource.namespace)
+        and (
+            wanted is None
+            or wanted == o.resource.name
+            or (isinstance(o.value, Connection) and wanted == str(o.value.id))
+        )
+    ]
+    named = f" {wanted!r}" if wanted else ""
+    if len(matches) != 1:
+        found = ", ".join(f"{o.resource.namespace}/{o.resource.name}" for o in matches)
+        reason = f"more than one ({found}): choose with -n" if matches else "none in the manifests"
+        print(f"error: {kind}{named}: {reason}", file=sys.stderr)
+        return None
+    (match,) = matches
+    if match.error is not None:
+        print(f"error: {kind} {match.resource.name}: {match.error}", file=sys.stderr)
+        return None
+    assert isinstance(match.value, Connection | Workspace)
+    return match.value
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the schema an application or a profiles table has now, as YAML to paste."""
+    from sluice.discovery import (  # noqa: PLC0415
+        DiscoveryError,
+        application_schema,
+        profile_schema,
+        schema_yaml,
+        select,
+    )
+
+    wanted = args.connection or args.workspace
+    kind = "Connection" if args.connection else "Workspace"
+    paths = list(args.file or [])
+    by_file = os.path.exists(wanted)
+    if by_file:
+        paths.append(wanted)
+    if not paths:
+        print(f"error: give the manifests holding the {kind} with -f", file=sys.stderr)
+        return 1
+    manifests, outcomes, _ = check_manifests(paths)
+    found = _select_resource(outcomes, kind, None if by_file else wanted, args.namespace)
+    if found is None:
+        return 1
+    try:
+        skipped: list[str] = []
+        if isinstance(found, Connection):
+            secret = (found.namespace, found.credentials_secret or "")
+            credentials = manifests.secrets.get(secret, {})
+            schema = asyncio.run(application_schema(found, credentials))
+        else:
+            dsn = found.warehouse.dsn_secret
+            secret_values = manifests.secrets.get((found.namespace, dsn.name if dsn else ""), {})
+            schema, skipped = profile_schema(found, secret_values.get(dsn.key) if dsn else None)
+        if args.properties:
+            schema = select(schema, [p.strip() for p in args.properties.split(",") if p.strip()])
+    except DiscoveryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    out.write(schema_yaml(schema))
+    for column in skipped:
+        print(f"note: column {column} left out: Sluice cannot read its type", file=sys.stderr)
+    return 0
 
 
 def cmd_crds(args: argparse.Namespace, out: TextIO) -> int:
@@ -355,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.add_argument("--output", "-o", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--online",
+        action="store_true",
+        help="also check each pipeline's outSchema against its application's schema now",
+    )
     validate.set_defaults(run=cmd_validate)
 
     show = commands.add_parser(
@@ -516,6 +644,29 @@ def build_parser() -> argparse.ArgumentParser:
         "/dev/termination-log when it exists)",
     )
     export_command.set_defaults(run=cmd_export)
+
+    schema_command = commands.add_parser(
+        "schema",
+        help="print an application's or a profiles table's schema, as YAML to paste",
+        description="Print the schema a Connection's application has now (what outSchema "
+        "must align with, read-only properties left out) or the schema of a Workspace's "
+        "profiles table, as YAML ready to paste under outSchema: or profileSchema:.",
+    )
+    subject = schema_command.add_mutually_exclusive_group(required=True)
+    subject.add_argument(
+        "--connection", metavar="FILE_OR_NAME", help="a Connection: its file, name or id"
+    )
+    subject.add_argument(
+        "--workspace", metavar="FILE_OR_NAME", help="a Workspace: its file or name"
+    )
+    schema_command.add_argument(
+        "-f", "--file", action="append", metavar="PATH", help="manifests holding it (and Secrets)"
+    )
+    schema_command.add_argument("-n", "--namespace", help="its namespace, when several match")
+    schema_command.add_argument(
+        "--properties", metavar="A,B.C", help="only these properties (an object keeps its own)"
+    )
+    schema_command.set_defaults(run=cmd_schema)
 
     crds = commands.add_parser("crds", help="print or write the CustomResourceDefinitions")
     crds.add_argument("--output", "-o", metavar="DIR", help="write one file per CRD into DIR")

@@ -36,8 +36,8 @@ from sluice.fastjson import encode_json
 from sluice.functions.transformer import FunctionError, FunctionTransformer
 from sluice.installation import INSTALLED
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
-from sluice.model.alignment import AlignmentError, check_alignment
-from sluice.model.types import Type, column_name, leaf_paths, property_by_path, prune
+from sluice.model.alignment import AlignmentError, check_alignment, output_alignment_error
+from sluice.model.types import Type, column_name, property_by_path
 from sluice.model.values import put_at, value_at
 from sluice.warehouses import Warehouse, WarehouseError
 from sluice.warehouses.queries import (
@@ -342,19 +342,11 @@ class ExportRun:
     async def _check_destination(self) -> None:
         config = self.config
         destination = await self.connector.destination_schema()
-        out_schema = config.out_schema
-        matching = property_by_path(out_schema, config.matching_out)
-        if config.export_mode == "UpdateOnly" and not matching.update_required:
-            out_schema = _without(out_schema, config.matching_out)
-        try:
-            check_alignment(
-                out_schema, destination, config.export_mode, other="the application's schema"
-            )
-        except AlignmentError as err:
-            raise RunError(
-                f"in the output schema, {err}. Please review and update the pipeline before "
-                "attempting to export the users."
-            ) from None
+        error = output_alignment_error(
+            config.out_schema, destination, config.export_mode, config.matching_out
+        )
+        if error is not None:
+            raise RunError(error)
 
     async def _check_identity(self) -> None:
         """Keep the bookkeeping to the account the connection reaches: a new one makes this a
@@ -809,9 +801,3 @@ def _purpose_free(schema: Type) -> bool:
     return all(
         p.create_required == p.update_required and _purpose_free(p.type) for p in schema.properties
     )
-
-
-def _without(schema: Type, path: str) -> Type:
-    """The object type without the property at ``path`` (and without objects left empty)."""
-    keep = [p for p in leaf_paths(schema) if p != path and not p.startswith(path + ".")]
-    return prune(schema, keep)

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.model.errors import LocatedError
-from sluice.model.types import Kind, Property, Type, effective_range, format_number
+from sluice.model.types import (
+    Kind,
+    Property,
+    Type,
+    effective_range,
+    format_number,
+    leaf_paths,
+    property_by_path,
+    prune,
+)
 
 CREATE_MODES = frozenset({"CreateOnly", "CreateOrUpdate"})
 UPDATE_MODES = frozenset({"UpdateOnly", "CreateOrUpdate"})
@@ -54,6 +63,29 @@ def check_alignment(
     required = _write_flags(export_mode) if export_mode is not None else ()
     role_flags = required if export_mode is not None else ("read_optional",)
     _Alignment(other, ("nullable", *role_flags), required).check_object("", t1, t2)
+
+
+def output_alignment_error(
+    out_schema: Type, destination: Type, export_mode: str, matching_out: str
+) -> str | None:
+    """Why a pipeline's output schema cannot be written to the application's schema, as the
+    API says it (None when it can): what a run checks first, and ``validate --online`` before
+    any run. UpdateOnly does not write the matching property unless it is required for
+    updates, so the application need not accept it then."""
+    if (
+        export_mode == "UpdateOnly"
+        and not property_by_path(out_schema, matching_out).update_required
+    ):
+        keep = [p for p in leaf_paths(out_schema) if p != matching_out]
+        out_schema = prune(out_schema, [p for p in keep if not p.startswith(matching_out + ".")])
+    try:
+        check_alignment(out_schema, destination, export_mode, other="the application's schema")
+    except AlignmentError as err:
+        return (
+            f"in the output schema, {err}. Please review and update the pipeline before "
+            "attempting to export the users."
+        )
+    return None
 
 
 def _write_flags(export_mode: str) -> tuple[str, ...]:

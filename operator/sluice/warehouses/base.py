@@ -63,6 +63,20 @@ class Warehouse(ABC):
         )
         return {column: data_type for column, data_type in rows} or None
 
+    def table_column_details(self, table: str) -> list[Row]:
+        """``(name, data type, maximum length, numeric precision, numeric scale, element
+        type)`` of each column of a table or view, in table order; empty when there is no such
+        table. The element type is PostgreSQL's for an ``ARRAY`` (``_text``), else None."""
+        schema, _, name = table.rpartition(".")
+        return self.execute(
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+            "numeric_scale, CASE WHEN data_type = 'ARRAY' THEN udt_name END "
+            "FROM information_schema.columns "
+            f"WHERE table_schema = COALESCE(NULLIF({self.placeholder}, ''), current_schema()) "
+            f"AND table_name = {self.placeholder} ORDER BY ordinal_position",
+            [schema, name],
+        )
+
     @abstractmethod
     def load_rows(
         self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Row]
