@@ -43,6 +43,10 @@ class Twin(Protocol):
 
     def set_latency(self, seconds: float) -> None: ...
 
+    def set_rate_limiting(self, enabled: bool) -> None:
+        """Enforce the application's documented rate limit (as a default account has it)."""
+        ...
+
     def revoke_token(self) -> None: ...
 
     def restore_token(self) -> None: ...
@@ -83,6 +87,11 @@ class AppCase(Protocol):
     #: and a fragment of the error message Sluice reports for it.
     invalid_email: str
     invalid_email_error: str
+    #: The most profiles per second the twin's enforced rate limit lets a first
+    #: ``CreateOrUpdate`` run write (its request budget times the profiles per request): the
+    #: floor any client's time is measured against. None when the application limits
+    #: something else than requests per second.
+    allowed_profiles_per_second: float | None
     twin: Twin
 
     def serve(self) -> AbstractContextManager[str]:
@@ -105,6 +114,7 @@ class AppCase(Protocol):
 #: Connector code → the module holding its case (a ``CASE`` attribute).
 MODULES = {
     "hubspot": "tests.apps.hubspot",
+    "mailchimp": "tests.apps.mailchimp",
 }
 
 

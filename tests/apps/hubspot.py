@@ -47,6 +47,8 @@ class HubSpotCase:
     lookup_endpoints = ("POST /crm/v3/objects/contacts/batch/read",)
     invalid_email = "not-an-email"
     invalid_email_error = "INVALID_EMAIL"
+    #: 100 requests per 10 s (the twin's default, a Starter portal), 100 contacts per upsert.
+    allowed_profiles_per_second = 100 / 10 * 100
 
     def __init__(self) -> None:
         self.twin = HubSpotTwin(TOKEN, rate_limit=False)

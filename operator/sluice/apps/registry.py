@@ -14,7 +14,9 @@ from sluice.apps.catalog import CONNECTORS
 from sluice.apps.connector import ConnectorFactory
 
 #: Connector code → the module implementing it, whose ``connect`` is the factory.
-MODULES: MappingProxyType[str, str] = MappingProxyType({"hubspot": "sluice.apps.hubspot"})
+MODULES: MappingProxyType[str, str] = MappingProxyType(
+    {code: f"sluice.apps.{code}" for code in ("hubspot", "mailchimp")}
+)
 
 
 def connector_factory(code: str) -> ConnectorFactory:

@@ -1,0 +1,383 @@
+"""The Mailchimp twin: a loopback server speaking the Marketing API 3.0 for one account and one
+audience, reached with one API key.
+
+    twin = MailchimpTwin(api_key="0123456789abcdef0123456789abcdef-us21")
+    with serve(twin) as url:
+        ...  # requests to f"{url}/3.0/lists/{twin.list_id}"
+
+or, in a process of its own::
+
+    python -m sluice.twins.mailchimp --listen 127.0.0.1:0 --api-key KEY [--no-rate-limit]
+
+which prints ``listening on http://127.0.0.1:PORT`` once it accepts connections. What it
+implements, and which documented Mailchimp behaviour each part follows, is in
+``docs/mailchimp-twin.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.twins.common import Fault, TwinControls, encode_json
+from sluice.twins.mailchimp_state import (
+    DEFAULT_MERGE_FIELDS,
+    Answer,
+    Audience,
+    not_found,
+    problem,
+    subscriber_hash,
+)
+from sluice.twins.serving import parse_listen, run_process, serve
+
+__all__ = ["DEFAULT_MERGE_FIELDS", "MAX_CONNECTIONS", "MailchimpTwin", "main", "serve"]
+
+#: Mailchimp's limit of simultaneous connections per account.
+MAX_CONNECTIONS = 10
+DEFAULT_LIST_ID = "a1b2c3d4e5"
+DEFAULT_ACCOUNT_ID = "8d3a3db4d97663a9074efcc16"
+
+_JSON = "application/json; charset=utf-8"
+_PROBLEM = "application/problem+json; charset=utf-8"
+
+
+class MailchimpTwin(TwinControls):
+    """One Mailchimp account with one audience. ``merge_fields`` replaces the audience's merge
+    fields (dicts in the shape of Mailchimp's merge field API: ``{"tag": "CUSTID", "name":
+    "Customer id", "type": "text", "required": true}``). ``rate_limit`` False turns the
+    connection cap off."""
+
+    #: The twin keeps its state in memory only.
+    state_path: Path | None = None
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        list_id: str = DEFAULT_LIST_ID,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        merge_fields: Iterable[Mapping[str, Any]] = DEFAULT_MERGE_FIELDS,
+        rate_limit: bool = True,
+    ) -> None:
+        super().__init__(api_key)
+        self.list_id = list_id
+        self.account_id = account_id
+        self._merge_fields = [dict(f) for f in merge_fields]
+        self.audience = Audience(list_id, "Sluice customers", self._merge_fields)
+        self.rate_limiting = rate_limit
+        self.forced_429 = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+
+    # -- controls -------------------------------------------------------------------------
+
+    def force_rate_limit(self, count: int) -> None:
+        """The next ``count`` API requests answer 429 as Mailchimp does past 10 connections."""
+        with self.lock:
+            self.forced_429 = count
+
+    def set_rate_limiting(self, enabled: bool) -> None:
+        with self.lock:
+            self.rate_limiting = enabled
+
+    def reset(self) -> None:
+        """No members, no faults, statistics zeroed, key restored, connection cap off."""
+        with self.lock:
+            self.audience = Audience(self.list_id, "Sluice customers", self._merge_fields)
+            self.rate_limiting = False
+            self.forced_429 = 0
+            self.peak_in_flight = 0
+            self.reset_controls()
+
+    def save_state_if_changed(self) -> bool:
+        return False
+
+    # -- seeding and inspection -----------------------------------------------------------
+
+    def add_members(self, members: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Store members directly (not counted, no limit): ``{"email_address": ...,
+        "status": ..., "merge_fields": {...}}``; returns their subscriber hashes."""
+        with self.lock:
+            return [
+                self.audience.add(
+                    m["email_address"], **{k: v for k, v in m.items() if k != "email_address"}
+                )
+                for m in members
+            ]
+
+    def members(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self.audience.member_json(m) for m in self.audience.members.values()]
+
+    def member(self, email: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.audience.find(subscriber_hash(email))
+            return None if found is None else self.audience.member_json(found)
+
+    def member_count(self) -> int:
+        with self.lock:
+            return len(self.audience.members)
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.request_counts(), "peakInFlight": self.peak_in_flight}
+
+    def app(self) -> Starlette:
+        app = Starlette(routes=_routes())
+        app.state.twin = self
+        return app
+
+    # -- request checks -------------------------------------------------------------------
+
+    def authorized(self, header: str | None) -> Answer | None:
+        """None when the request carries the key (HTTP Basic with any user name, or Bearer),
+        else Mailchimp's 401."""
+        if not header:
+            return 401, problem(401, "API Key Missing", "Your request did not include an API key.")
+        scheme, _, value = header.partition(" ")
+        key = value.strip()
+        if scheme.lower() == "basic":
+            try:
+                key = base64.b64decode(key, validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                key = ""
+        elif scheme.lower() != "bearer":
+            key = ""
+        if self.credential is None or key != self.credential:
+            return 401, problem(
+                401,
+                "API Key Invalid",
+                "Your API key may be invalid, or you've attempted to access the wrong datacenter.",
+            )
+        return None
+
+    def admit(self) -> Answer | None:
+        """Mailchimp's 429 past its connections (or when forced); counts the request in flight
+        otherwise (the caller calls :meth:`leave`)."""
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            if self.forced_429 > 0:
+                self.forced_429 -= 1
+                refused = True
+            else:
+                refused = self.rate_limiting and self.in_flight > MAX_CONNECTIONS
+        if not refused:
+            return None
+        return 429, problem(
+            429,
+            "Too Many Requests",
+            f"You have exceeded the limit of {MAX_CONNECTIONS} simultaneous connections.",
+        )
+
+    def leave(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
+
+
+# -- the HTTP face -------------------------------------------------------------------------------
+
+Operation = Callable[[MailchimpTwin, Request, Any], Answer]
+
+
+def _respond(status: int, body: Any) -> Response:
+    media = _PROBLEM if status >= 400 else _JSON
+    return Response(encode_json(body), status_code=status, media_type=media)
+
+
+def _api(endpoint: str, operation: Operation, method: str) -> Callable[[Request], Any]:
+    """An endpoint of Mailchimp's API: fault, key, connection cap, then ``operation`` under the
+    twin's lock; counted in the stats as ``METHOD endpoint``."""
+    name = f"{method} {endpoint}"
+
+    async def handle(request: Request) -> Response:
+        twin: MailchimpTwin = request.app.state.twin
+        refused = twin.admit()
+        try:
+            latency, fault = twin.take_fault(f"{request.method} {request.url.path}")
+            if latency:
+                await asyncio.sleep(latency)
+            if fault is not None and not fault.after_apply:
+                return twin.counted(name, _respond(*_fault_answer(fault)))
+            answer = twin.authorized(request.headers.get("authorization")) or refused
+            if answer is None:
+                answer = await _operate(twin, request, operation, method)
+            if fault is not None:
+                answer = _fault_answer(fault)
+            return twin.counted(name, _respond(*answer))
+        finally:
+            twin.leave()
+
+    return handle
+
+
+async def _operate(
+    twin: MailchimpTwin, request: Request, operation: Operation, method: str
+) -> Answer:
+    body: Any = None
+    if method in ("POST", "PATCH"):
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            return 400, problem(
+                400, "JSON Parse Error", "We encountered an unspecified JSON parsing error."
+            )
+    list_id = request.path_params.get("list_id")
+    with twin.lock:
+        if list_id is not None and list_id != twin.list_id:
+            return not_found()
+        return operation(twin, request, body)
+
+
+def _fault_answer(fault: Fault) -> Answer:
+    return fault.status, problem(
+        fault.status, "Internal Server Error", "The twin answered this on purpose (injected fault)"
+    )
+
+
+def _root(twin: MailchimpTwin, request: Request, body: Any) -> Answer:
+    return 200, {
+        "account_id": twin.account_id,
+        "login_id": "31419935",
+        "account_name": "Sluice",
+        "email": "owner@sluice.test",
+        "username": "sluice",
+        "role": "owner",
+        "pricing_plan_type": "monthly",
+        "account_timezone": "UTC",
+        "total_subscribers": twin.audience.count("subscribed"),
+        "_links": [],
+    }
+
+
+def _query_flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "false").lower() == "true"
+
+
+def _routes() -> list[Route]:
+    lists = "/3.0/lists/{list_id}"
+    member = lists + "/members/{subscriber_hash}"
+
+    def route(path: str, endpoint: str, operation: Operation, method: str) -> Route:
+        return Route(path, _api(endpoint, operation, method), methods=[method])
+
+    return [
+        route("/3.0/", "/3.0/", _root, "GET"),
+        route(lists, "/3.0/lists/{list_id}", lambda t, r, b: (200, t.audience.list_json()), "GET"),
+        route(
+            lists,
+            "/3.0/lists/{list_id}",
+            lambda t, r, b: t.audience.batch_subscribe(
+                b, _query_flag(r, "skip_merge_validation"), _query_flag(r, "skip_duplicate_check")
+            ),
+            "POST",
+        ),
+        route(
+            lists + "/merge-fields",
+            "/3.0/lists/{list_id}/merge-fields",
+            lambda t, r, b: t.audience.merge_fields_page(
+                r.query_params.get("count"), r.query_params.get("offset")
+            ),
+            "GET",
+        ),
+        route(member, "/3.0/lists/{list_id}/members/{subscriber_hash}", _get_member, "GET"),
+        route(
+            member,
+            "/3.0/lists/{list_id}/members/{subscriber_hash}",
+            lambda t, r, b: t.audience.patch(r.path_params["subscriber_hash"], b),
+            "PATCH",
+        ),
+        *_admin_routes(),
+    ]
+
+
+def _get_member(twin: MailchimpTwin, request: Request, body: Any) -> Answer:
+    found = twin.audience.find(request.path_params["subscriber_hash"])
+    if found is None:
+        return not_found()
+    member = twin.audience.member_json(found)
+    fields = [f for f in request.query_params.get("fields", "").split(",") if f]
+    return 200, {k: v for k, v in member.items() if k in fields} if fields else member
+
+
+# -- admin ---------------------------------------------------------------------------------------
+
+
+def _admin(action: Callable[[MailchimpTwin, dict[str, Any]], Any]) -> Callable[[Request], Any]:
+    async def handle(request: Request) -> Response:
+        twin: MailchimpTwin = request.app.state.twin
+        try:
+            raw = await request.body()
+            body = json.loads(raw) if raw else {}
+            result = action(twin, body)
+        except (ValueError, TypeError, KeyError) as bad:
+            return Response(encode_json({"error": str(bad)}), 400, media_type=_JSON)
+        return Response(encode_json(result or {"ok": True}), 200, media_type=_JSON)
+
+    return handle
+
+
+def _rate_limit(twin: MailchimpTwin, body: dict[str, Any]) -> None:
+    if "count" in body:
+        twin.force_rate_limit(int(body["count"]))
+    if "enabled" in body:
+        twin.set_rate_limiting(bool(body["enabled"]))
+
+
+def _admin_routes() -> list[Route]:
+    def post(path: str, action: Callable[[MailchimpTwin, dict[str, Any]], Any]) -> Route:
+        return Route("/_twin/" + path, _admin(action), methods=["POST"])
+
+    return [
+        post(
+            "faults",
+            lambda t, b: t.fail_next(
+                int(b.get("count", 1)),
+                int(b.get("status", 503)),
+                path=b.get("path"),
+                after_apply=bool(b.get("afterApply", False)),
+            ),
+        ),
+        post("latency", lambda t, b: t.set_latency(float(b.get("seconds", 0)))),
+        post("rate-limit", _rate_limit),
+        post("revoke", lambda t, b: t.revoke_token()),
+        post("restore", lambda t, b: t.restore_token()),
+        post("reset", lambda t, b: t.reset()),
+        post("members", lambda t, b: {"ids": t.add_members(b["members"])}),
+        Route(
+            "/_twin/members",
+            _admin(lambda t, b: {"count": t.member_count(), "members": t.members()}),
+            methods=["GET"],
+        ),
+        Route("/_twin/stats", _admin(lambda t, b: t.stats()), methods=["GET"]),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sluice.twins.mailchimp",
+        description="A loopback server speaking Mailchimp's Marketing API 3.0 for one audience.",
+    )
+    parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0))
+    parser.add_argument("--api-key", "--token", dest="api_key", required=True)
+    parser.add_argument("--list-id", default=DEFAULT_LIST_ID, help="the audience's id")
+    parser.add_argument("--no-rate-limit", action="store_true", help="no connection cap")
+    args = parser.parse_args(argv)
+    twin = MailchimpTwin(args.api_key, list_id=args.list_id, rate_limit=not args.no_rate_limit)
+    return run_process(twin, *args.listen)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
