@@ -164,14 +164,6 @@ def test_settings_and_credentials_are_checked():
         factory({"baseUrl": "ftp://x"}, {"accessToken": TOKEN})
 
 
-def test_the_registry_knows_hubspot_only_for_now():
-    assert connector_factory("hubspot") is not None
-    with pytest.raises(KeyError, match=r'the Brevo connector \("brevo"\) is not implemented yet'):
-        connector_factory("brevo")
-    with pytest.raises(KeyError, match='there is no connector "nope"'):
-        connector_factory("nope")
-
-
 # ---------------------------------------------------------------------------------------------
 # Against the twin
 # ---------------------------------------------------------------------------------------------

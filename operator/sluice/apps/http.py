@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -42,6 +42,7 @@ from sluice.fastjson import decode_json, encode_json
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
 
 #: Methods idempotent by HTTP's definition; POSTs are idempotent only when the caller says so.
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -198,6 +199,18 @@ class TokenBucket:
             self.rate = rate
             self.burst = min(self.burst, burst)
             self._tokens = min(self._tokens, self.burst)
+
+
+class ClientHooks(TypedDict, total=False):
+    """What tests give a connector to pass on to its :class:`AppHttpClient`: another retry
+    policy, fake time and randomness, a transport. A connector takes them as ``**hooks``."""
+
+    retry: RetryPolicy
+    clock: Clock
+    wall_clock: Clock
+    sleep: Sleep
+    rand: Callable[[], float]
+    transport: httpx.AsyncBaseTransport | None
 
 
 class AppHttpClient:
@@ -415,6 +428,16 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; an empty one when the body is not a JSON object, so that a
+    malformed answer reads as one without the members expected."""
+    try:
+        body = decode_json(response.content)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def default_error_message(response: httpx.Response) -> str:

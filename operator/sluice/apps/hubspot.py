@@ -28,11 +28,11 @@ from __future__ import annotations
 import dataclasses
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
@@ -45,13 +45,12 @@ from sluice.apps.connector import (
 )
 from sluice.apps.http import (
     AppHttpClient,
-    Clock,
+    ClientHooks,
     OutcomeUnknownError,
     RateLimitHint,
     RetryPolicy,
-    Sleep,
+    json_object,
 )
-from sluice.fastjson import decode_json
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, is_valid_property_name, object_type
 from sluice.model.values import value_at
@@ -323,7 +322,7 @@ def read_rate_limit(response: httpx.Response) -> RateLimitHint | None:
         window = (maximum, interval_ms / 1000)
     pause = None
     if response.status_code == 429:
-        body = _json(response)
+        body = json_object(response)
         policy = str(body.get("policyName") or "")
         if policy == "DAILY":
             raise ConnectorError(
@@ -343,7 +342,7 @@ def read_rate_limit(response: httpx.Response) -> RateLimitHint | None:
 
 def error_message(response: httpx.Response) -> str:
     """HubSpot's error ``message`` (its ``category`` first when it has one)."""
-    body = _json(response)
+    body = json_object(response)
     message = body.get("message")
     if isinstance(message, str) and message:
         return message
@@ -377,14 +376,6 @@ def _error_text(error: Mapping[str, Any]) -> str:
     return f"{category}: {message}"
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = decode_json(response.content)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _int(text: str | None) -> int | None:
     if text is None:
         return None
@@ -412,33 +403,20 @@ class HubSpotConnector:
         self,
         settings: Mapping[str, Any],
         credentials: Mapping[str, str],
-        *,
-        retry: RetryPolicy | None = None,
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        rand: Callable[[], float] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        **hooks: Unpack[ClientHooks],
     ) -> None:
         base_url = _base_url(settings)
         token = _access_token(credentials)
-        options: dict[str, Any] = {}
-        if clock is not None:
-            options["clock"] = clock
-        if sleep is not None:
-            options["sleep"] = sleep
-        if rand is not None:
-            options["rand"] = rand
+        hooks.setdefault("retry", RETRY_POLICY)
         self.http = AppHttpClient(
             APP,
             base_url,
             RATE_LIMIT,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
             groups={"search": SEARCH_RATE_LIMIT},
-            retry=retry or RETRY_POLICY,
             rate_limit_reader=read_rate_limit,
             error_message=error_message,
-            transport=transport,
-            **options,
+            **hooks,
         )
         self._schema: HubSpotSchema | None = None
 
@@ -458,7 +436,7 @@ class HubSpotConnector:
             )
             if response.status_code != 200:
                 raise self._unexpected("listing the contact properties", response)
-            results = _json(response).get("results")
+            results = json_object(response).get("results")
             if not isinstance(results, list):
                 raise ConnectorError(f"{APP} listed the contact properties without results")
             self._schema = build_schema(r for r in results if isinstance(r, Mapping))
@@ -468,7 +446,7 @@ class HubSpotConnector:
         response = await self.http.request("GET", "/account-info/v3/details")
         if response.status_code != 200:
             raise self._unexpected("reading the account details", response)
-        portal = _json(response).get("portalId")
+        portal = json_object(response).get("portalId")
         if type(portal) is not int:
             raise ConnectorError(f"{APP} answered the account details without a portalId")
         return f"hubspot:portal/{portal}"
@@ -527,7 +505,7 @@ class HubSpotConnector:
         if response.status_code not in (200, 207):
             raise self._unexpected("reading contacts", response)
         # Inputs without a contact come back as OBJECT_NOT_FOUND errors: not an error here.
-        return _users(_json(response).get("results"), name)
+        return _users(json_object(response).get("results"), name)
 
     async def _search(self, name: str, values: list[str]) -> list[AppUser]:
         users: list[AppUser] = []
@@ -552,7 +530,7 @@ class HubSpotConnector:
             )
             if response.status_code != 200:
                 raise self._unexpected("searching contacts", response)
-            page = _json(response)
+            page = json_object(response)
             users += _users(page.get("results"), name)
             after = _next_after(page)
             if after is None:
@@ -692,10 +670,10 @@ class HubSpotConnector:
         status = response.status_code
         records = [record for record, _ in batch]
         if status in (200, 201, 207):
-            _map_batch(kind, records, _json(response), results, match)
+            _map_batch(kind, records, json_object(response), results, match)
             return
         if status in _SPLIT_STATUSES:
-            body = _json(response)
+            body = json_object(response)
             if kind == "create" and status == 409 and match is not None and match.field.unique:
                 left = await self._settle_existing(batch, results, match)
                 if len(left) < len(batch):

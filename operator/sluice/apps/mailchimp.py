@@ -27,17 +27,22 @@ import asyncio
 import base64
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from sluice.apps.connector import AppUser, ConnectorError, RateLimit, WriteRecord, WriteResult
-from sluice.apps.http import AppHttpClient, Clock, OutcomeUnknownError, RetryPolicy, Sleep
-from sluice.fastjson import decode_json
+from sluice.apps.http import (
+    AppHttpClient,
+    ClientHooks,
+    OutcomeUnknownError,
+    RetryPolicy,
+    json_object,
+)
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, is_valid_property_name, object_type
 from sluice.model.values import value_at
@@ -295,7 +300,7 @@ def _text(value: Any) -> str:
 
 def error_message(response: httpx.Response) -> str:
     """Mailchimp's problem detail: ``title: detail``, then the ``errors`` it lists by field."""
-    body = _json(response)
+    body = json_object(response)
     title, detail = body.get("title"), body.get("detail")
     parts = [str(p) for p in (title, detail) if isinstance(p, str) and p]
     message = ": ".join(parts)
@@ -321,14 +326,6 @@ def _member_error(error: Mapping[str, Any]) -> str:
     return text
 
 
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = decode_json(response.content)
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 # ---------------------------------------------------------------------------------------------
 # The connector
 # ---------------------------------------------------------------------------------------------
@@ -347,33 +344,20 @@ class MailchimpConnector:
         self,
         settings: Mapping[str, Any],
         credentials: Mapping[str, str],
-        *,
-        retry: RetryPolicy | None = None,
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-        rand: Callable[[], float] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        **hooks: Unpack[ClientHooks],
     ) -> None:
         key, data_centre = _api_key(credentials)
         self.audience_id, base_url = _settings(settings, data_centre)
-        options: dict[str, Any] = {}
-        if clock is not None:
-            options["clock"] = clock
-        if sleep is not None:
-            options["sleep"] = sleep
-        if rand is not None:
-            options["rand"] = rand
+        hooks.setdefault("retry", RETRY_POLICY)
         basic = base64.b64encode(f"sluice:{key}".encode()).decode()
         self.http = AppHttpClient(
             APP,
             base_url,
             RATE_LIMIT,
             headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
-            retry=retry or RETRY_POLICY,
             error_message=error_message,
             credential_name="API key",
-            transport=transport,
-            **options,
+            **hooks,
         )
         self._list = f"/lists/{self.audience_id}"
         self._schema: MailchimpSchema | None = None
@@ -396,7 +380,7 @@ class MailchimpConnector:
                 raise self._missing_audience(response)
             if response.status_code != 200:
                 raise self._unexpected("listing the merge fields", response)
-            fields = _json(response).get("merge_fields")
+            fields = json_object(response).get("merge_fields")
             if not isinstance(fields, list):
                 raise ConnectorError(f"{APP} listed the merge fields without merge_fields")
             self._schema = build_schema(fields)
@@ -406,7 +390,7 @@ class MailchimpConnector:
         response = await self.http.request("GET", "/", params={"fields": "account_id"})
         if response.status_code != 200:
             raise self._unexpected("reading the account", response)
-        account = _json(response).get("account_id")
+        account = json_object(response).get("account_id")
         if not isinstance(account, str) or not account:
             raise ConnectorError(f"{APP} answered the API root without an account_id")
         audience = await self.http.request("GET", self._list, params={"fields": "id,name"})
@@ -453,7 +437,7 @@ class MailchimpConnector:
             return None
         if response.status_code != 200:
             raise self._unexpected("reading a member", response)
-        member_id = _json(response).get("id")
+        member_id = json_object(response).get("id")
         return member_id if isinstance(member_id, str) and member_id else member_hash
 
     # -- writes --------------------------------------------------------------------------------
@@ -523,7 +507,7 @@ class MailchimpConnector:
             "PATCH", f"{self._list}/members/{record.external_id}", json_body=body
         )
         if response.status_code == 200:
-            member_id = _json(response).get("id")
+            member_id = json_object(response).get("id")
             return WriteResult(
                 record.key,
                 external_id=member_id if isinstance(member_id, str) else record.external_id,
@@ -604,7 +588,7 @@ class MailchimpConnector:
             idempotent=update_existing,
         )
         if response.status_code == 200:
-            _map_batch(batch, _json(response), results, update_existing)
+            _map_batch(batch, json_object(response), results, update_existing)
             return
         if response.status_code == 404:
             raise self._missing_audience(response)
