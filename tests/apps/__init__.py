@@ -115,6 +115,7 @@ class AppCase(Protocol):
 MODULES = {
     "hubspot": "tests.apps.hubspot",
     "mailchimp": "tests.apps.mailchimp",
+    "klaviyo": "tests.apps.klaviyo",
 }
 
 
