@@ -22,11 +22,9 @@ Targets: every run Succeeds with every profile in the application, and every pac
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +33,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sluice.apps import http
-from tests.apps import AppCase, case, cases
+from tests.apps import AppCase, case, cases, unpaced
 from tests.integration.conftest import Target
 from tests.integration.test_connectors import Export, people
 
@@ -56,21 +53,6 @@ class Measured:
     @property
     def per_thousand(self) -> float:
         return self.requests * 1000 / self.profiles
-
-
-@contextlib.contextmanager
-def unpaced() -> Iterator[None]:
-    """Every token bucket hands out tokens at once (requests in flight stay capped)."""
-
-    async def at_once(self: http.TokenBucket) -> float:
-        return 0.0
-
-    acquire = http.TokenBucket.acquire
-    http.TokenBucket.acquire = at_once  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        http.TokenBucket.acquire = acquire  # type: ignore[method-assign]
 
 
 def first_run(app: AppCase, base_url: str, folder: Path, profiles: int, label: str) -> Measured:

@@ -8,11 +8,14 @@ Every case follows :class:`AppCase`; :data:`CASES` lists them by connector code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from sluice.apps import http
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,24 @@ def case(code: str) -> AppCase:
 
 def cases() -> Iterator[str]:
     yield from MODULES
+
+
+@contextlib.contextmanager
+def unpaced() -> Iterator[None]:
+    """Every connector's token buckets hand out tokens at once (requests in flight stay capped,
+    and 429s still pause): what tests of export semantics and unpaced benchmarks want, since
+    the pacing itself is tested on a fake clock (tests/unit/test_app_http.py)."""
+
+    async def at_once(self: http.TokenBucket) -> float:
+        waited = self.pause_left()
+        while waited > 0:
+            await self._sleep(waited)
+            waited = self.pause_left()
+        return 0.0
+
+    acquire = http.TokenBucket.acquire
+    http.TokenBucket.acquire = at_once  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        http.TokenBucket.acquire = acquire  # type: ignore[method-assign]

@@ -33,6 +33,7 @@ from sluice.apps.http import (
     TokenBucket,
     parse_retry_after,
 )
+from tests.connector_runs import FakeTime
 from tests.support import free_port
 
 
@@ -115,23 +116,9 @@ def scripted(server: tuple[ScriptedServer, str]) -> ScriptedServer:
     return server[0]
 
 
-class FakeTime:
-    """A monotonic clock that sleeping advances; a wall clock fixed at 2025-01-01."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_735_689_600.0 + self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
+def fake_time() -> FakeTime:
+    """Fake time a thousand seconds in, so that a clock at zero would show."""
+    return FakeTime(1000.0)
 
 
 LIMIT = RateLimit(requests_per_second=100, burst=100, max_concurrent=10)
@@ -147,7 +134,7 @@ def call(
     **options: Any,
 ) -> tuple[httpx.Response | BaseException, AppHttpClient, FakeTime]:
     """One request; returns the response or the exception it raised, the client and clock."""
-    fake = FakeTime()
+    fake = fake_time()
     holder: dict[str, AppHttpClient] = {}
 
     async def main() -> httpx.Response | BaseException:
@@ -251,7 +238,7 @@ def test_a_429_pauses_the_whole_bucket(server, scripted):
         await client.request("GET", "/b")
         assert fake.now - started == pytest.approx(5.01)
 
-    fake = FakeTime()
+    fake = fake_time()
 
     async def main() -> None:
         client = AppHttpClient(
@@ -395,7 +382,7 @@ def test_the_bucket_spaces_requests_at_its_rate_after_the_burst(server, scripted
         for _ in range(10):
             await client.request("GET", "/x")
 
-    fake = FakeTime()
+    fake = fake_time()
 
     async def main() -> AppHttpClient:
         client = AppHttpClient("Test", server[1], limit, clock=fake.clock, sleep=fake.sleep)
@@ -430,7 +417,7 @@ def test_requests_in_flight_are_capped(server, scripted):
 
 
 def test_an_endpoint_group_has_a_bucket_of_its_own(server, scripted):
-    fake = FakeTime()
+    fake = fake_time()
     slow = RateLimit(requests_per_second=1, burst=1, max_concurrent=1)
 
     async def main() -> AppHttpClient:
@@ -453,7 +440,7 @@ def test_an_endpoint_group_has_a_bucket_of_its_own(server, scripted):
 
 
 def test_the_token_bucket_pauses_and_restarts_empty():
-    fake = FakeTime()
+    fake = fake_time()
     bucket = TokenBucket(RateLimit(10, 5, 1), fake.clock, fake.sleep)
 
     async def main() -> list[float]:
@@ -470,7 +457,7 @@ def test_the_token_bucket_pauses_and_restarts_empty():
 
 
 def test_the_bucket_slows_to_the_window_the_application_announces():
-    fake = FakeTime()
+    fake = fake_time()
     bucket = TokenBucket(RateLimit(18, 10, 4), fake.clock, fake.sleep)
     bucket.fit_window(100, 10.0)  # HubSpot Free/Starter: 100 per rolling 10 s
     assert (bucket.rate, bucket.burst) == (9.0, 10.0)

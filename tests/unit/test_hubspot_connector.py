@@ -22,6 +22,7 @@ from sluice.apps.registry import connector_factory
 from sluice.model.alignment import check_alignment
 from sluice.model.types import Kind, parse_type, property_by_path, type_to_json
 from sluice.twins.hubspot import HubSpotTwin, serve
+from tests.connector_runs import FakeTime, run_connector
 from tests.support import SEED_PAYLOAD
 
 TOKEN = "pat-na1-test"
@@ -190,39 +191,14 @@ def twin(twin_url: tuple[HubSpotTwin, str]) -> HubSpotTwin:
     return twin_url[0]
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def with_connector(
     url: str, body: Callable[[HubSpotConnector], Awaitable[T]], fake: FakeTime | None = None
 ) -> T:
-    fake = fake or FakeTime()
-
-    async def main() -> T:
-        connector = HubSpotConnector(
-            {"baseUrl": url},
-            {"accessToken": TOKEN},
-            clock=fake.clock,
-            sleep=fake.sleep,
-            rand=lambda: 0.0,
-        )
-        try:
-            return await asyncio.wait_for(body(connector), timeout=15)
-        finally:
-            await connector.aclose()
-
-    return asyncio.run(main())
+    return run_connector(
+        lambda hooks: HubSpotConnector({"baseUrl": url}, {"accessToken": TOKEN}, **hooks),
+        body,
+        fake,
+    )
 
 
 def test_a_value_longer_than_hubspot_holds_fails_only_its_record(twin, twin_url):

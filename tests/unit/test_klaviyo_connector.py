@@ -24,6 +24,7 @@ from sluice.model.alignment import check_alignment
 from sluice.model.types import Kind, parse_type, property_by_path, type_to_json
 from sluice.twins.klaviyo import KlaviyoTwin, serve
 from tests.apps.klaviyo import CASE
+from tests.connector_runs import FakeTime, run_connector
 
 KEY = "pk_" + "a1" * 17
 T = TypeVar("T")
@@ -125,43 +126,20 @@ def twin(twin_url: tuple[KlaviyoTwin, str]) -> KlaviyoTwin:
     return twin_url[0]
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def with_connector(
     url: str,
     body: Callable[[KlaviyoConnector], Awaitable[T]],
     fake: FakeTime | None = None,
     **options: Any,
 ) -> T:
-    fake = fake or FakeTime()
-
-    async def main() -> T:
-        connector = KlaviyoConnector(
-            {"baseUrl": url},
-            {"privateApiKey": KEY},
-            clock=fake.clock,
-            sleep=fake.sleep,
-            rand=lambda: 0.0,
-            **options,
-        )
-        try:
-            return await asyncio.wait_for(body(connector), timeout=20)
-        finally:
-            await connector.aclose()
-
-    return asyncio.run(main())
+    return run_connector(
+        lambda hooks: KlaviyoConnector(
+            {"baseUrl": url}, {"privateApiKey": KEY}, **options, **hooks
+        ),
+        body,
+        fake,
+        timeout=20.0,
+    )
 
 
 def person(key: int, email: str | None, **more: Any) -> WriteRecord:

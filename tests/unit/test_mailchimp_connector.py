@@ -20,6 +20,7 @@ from sluice.apps.mailchimp import (
 )
 from sluice.model.types import Kind, property_by_path
 from sluice.twins.mailchimp import MailchimpTwin, serve
+from tests.connector_runs import FakeTime, run_connector
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
 LIST = "a1b2c3d4e5"
@@ -145,42 +146,19 @@ def twin(twin_url: tuple[MailchimpTwin, str]) -> MailchimpTwin:
     return twin_url[0]
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 def with_connector(
     url: str,
     body: Callable[[MailchimpConnector], Awaitable[T]],
     fake: FakeTime | None = None,
     audience: str = LIST,
 ) -> T:
-    fake = fake or FakeTime()
-
-    async def main() -> T:
-        connector = MailchimpConnector(
-            {"baseUrl": f"{url}/3.0", "audienceId": audience},
-            {"apiKey": KEY},
-            clock=fake.clock,
-            sleep=fake.sleep,
-            rand=lambda: 0.0,
-        )
-        try:
-            return await asyncio.wait_for(body(connector), timeout=15)
-        finally:
-            await connector.aclose()
-
-    return asyncio.run(main())
+    return run_connector(
+        lambda hooks: MailchimpConnector(
+            {"baseUrl": f"{url}/3.0", "audienceId": audience}, {"apiKey": KEY}, **hooks
+        ),
+        body,
+        fake,
+    )
 
 
 def member(key: int, email: str | None, **merge: Any) -> WriteRecord:

@@ -51,6 +51,7 @@ from sluice.apps.http import (
     RetryPolicy,
     json_object,
 )
+from sluice.apps.settings import credential, only_base_url
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, is_valid_property_name, object_type
 from sluice.model.values import value_at
@@ -405,7 +406,7 @@ class HubSpotConnector:
         credentials: Mapping[str, str],
         **hooks: Unpack[ClientHooks],
     ) -> None:
-        base_url = _base_url(settings)
+        base_url = only_base_url(APP, settings, DEFAULT_BASE_URL)
         token = _access_token(credentials)
         hooks.setdefault("retry", RETRY_POLICY)
         self.http = AppHttpClient(
@@ -819,22 +820,8 @@ def _match_key(field: HubSpotField, value: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _base_url(settings: Mapping[str, Any]) -> str:
-    for key in settings:
-        if key != "baseUrl":
-            raise ConnectorError(
-                f'{APP} connection settings cannot hold "{key}": the only setting is "baseUrl"'
-            )
-    url = settings.get("baseUrl", DEFAULT_BASE_URL)
-    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-        raise ConnectorError(f'{APP} setting "baseUrl" must be an http or https URL')
-    return url.rstrip("/")
-
-
 def _access_token(credentials: Mapping[str, str]) -> str:
-    token = credentials.get("accessToken")
-    if token is None:
-        raise ConnectorError(f'the {APP} credentials have no "accessToken"')
+    token = credential(APP, credentials, "accessToken")
     if not isinstance(token, str) or not _PRINTABLE_ASCII.match(token):
         raise ConnectorError(f"the {APP} access token must be 1 to 255 printable ASCII characters")
     return token

@@ -48,6 +48,7 @@ from sluice.apps.http import (
     Sleep,
     json_object,
 )
+from sluice.apps.settings import credential, only_base_url
 from sluice.fastjson import encode_json
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, object_type
@@ -251,7 +252,7 @@ class KlaviyoConnector:
         job_timeout: float = JOB_TIMEOUT,
         **hooks: Unpack[ClientHooks],
     ) -> None:
-        base_url = _base_url(settings)
+        base_url = only_base_url(APP, settings, DEFAULT_BASE_URL)
         key = _private_key(credentials)
         # Polling waits on the client's clock, so that tests run both on one fake clock.
         self._clock: Clock = hooks.setdefault("clock", time.monotonic)
@@ -688,22 +689,8 @@ def _identifier(path: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _base_url(settings: Mapping[str, Any]) -> str:
-    for key in settings:
-        if key != "baseUrl":
-            raise ConnectorError(
-                f'{APP} connection settings cannot hold "{key}": the only setting is "baseUrl"'
-            )
-    url = settings.get("baseUrl", DEFAULT_BASE_URL)
-    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-        raise ConnectorError(f'{APP} setting "baseUrl" must be an http or https URL')
-    return url.rstrip("/")
-
-
 def _private_key(credentials: Mapping[str, str]) -> str:
-    key = credentials.get("privateApiKey")
-    if key is None:
-        raise ConnectorError(f'the {APP} credentials have no "privateApiKey"')
+    key = credential(APP, credentials, "privateApiKey")
     if not isinstance(key, str) or not _PRIVATE_KEY.match(key):
         raise ConnectorError(
             f'the {APP} private API key must be "pk_" followed by at least 34 letters and '

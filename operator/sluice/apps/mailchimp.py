@@ -43,6 +43,7 @@ from sluice.apps.http import (
     RetryPolicy,
     json_object,
 )
+from sluice.apps.settings import base_url, check_setting_names, credential
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Kind, Property, Type, is_valid_property_name, object_type
 from sluice.model.values import value_at
@@ -666,9 +667,7 @@ def _map_batch(
 
 def _api_key(credentials: Mapping[str, str]) -> tuple[str, str]:
     """The API key and the data centre it names (``…-us21`` → ``us21``)."""
-    key = credentials.get("apiKey")
-    if key is None:
-        raise ConnectorError(f'the {APP} credentials have no "apiKey"')
+    key = credential(APP, credentials, "apiKey")
     match = _API_KEY.match(key) if isinstance(key, str) else None
     if match is None:
         raise ConnectorError(
@@ -680,12 +679,7 @@ def _api_key(credentials: Mapping[str, str]) -> tuple[str, str]:
 
 def _settings(settings: Mapping[str, Any], data_centre: str) -> tuple[str, str]:
     """The audience id and the base URL (the key's data centre unless ``baseUrl`` says)."""
-    for key in settings:
-        if key not in ("audienceId", "baseUrl"):
-            raise ConnectorError(
-                f'{APP} connection settings cannot hold "{key}": the settings are "audienceId" '
-                'and "baseUrl"'
-            )
+    check_setting_names(APP, settings, ("audienceId", "baseUrl"))
     audience = settings.get("audienceId")
     if audience is None:
         raise ConnectorError(
@@ -695,10 +689,7 @@ def _settings(settings: Mapping[str, Any], data_centre: str) -> tuple[str, str]:
         raise ConnectorError(
             f'{APP} setting "audienceId" must be an audience id, such as "a1b2c3d4e5"'
         )
-    url = settings.get("baseUrl", f"https://{data_centre}.api.mailchimp.com/3.0")
-    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-        raise ConnectorError(f'{APP} setting "baseUrl" must be an http or https URL')
-    return audience, url.rstrip("/")
+    return audience, base_url(APP, settings, f"https://{data_centre}.api.mailchimp.com/3.0")
 
 
 def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> MailchimpConnector:
