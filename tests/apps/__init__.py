@@ -119,6 +119,7 @@ MODULES = {
     "hubspot": "tests.apps.hubspot",
     "mailchimp": "tests.apps.mailchimp",
     "klaviyo": "tests.apps.klaviyo",
+    "brevo": "tests.apps.brevo",
 }
 
 

@@ -14,7 +14,7 @@ from sluice.apps.connector import ConnectorFactory
 
 #: Connector code → the module implementing it, whose ``connect`` is the factory.
 MODULES: MappingProxyType[str, str] = MappingProxyType(
-    {code: f"sluice.apps.{code}" for code in ("hubspot", "klaviyo", "mailchimp")}
+    {code: f"sluice.apps.{code}" for code in ("brevo", "hubspot", "klaviyo", "mailchimp")}
 )
 
 
