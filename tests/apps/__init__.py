@@ -120,6 +120,7 @@ MODULES = {
     "mailchimp": "tests.apps.mailchimp",
     "klaviyo": "tests.apps.klaviyo",
     "brevo": "tests.apps.brevo",
+    "mailerlite": "tests.apps.mailerlite",
 }
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 from types import MappingProxyType
 
+from sluice.apps.catalog import CONNECTORS
 from sluice.apps.connector import ConnectorFactory
 
-#: Connector code → the module implementing it, whose ``connect`` is the factory.
+#: Connector code → the module implementing it, whose ``connect`` is the factory: one module
+#: per connector of the catalog, named after its code.
 MODULES: MappingProxyType[str, str] = MappingProxyType(
-    {code: f"sluice.apps.{code}" for code in ("brevo", "hubspot", "klaviyo", "mailchimp")}
+    {code: f"sluice.apps.{code}" for code in CONNECTORS}
 )
 
 
