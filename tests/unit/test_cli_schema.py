@@ -48,8 +48,12 @@ def hubspot() -> Iterator[tuple[HubSpotTwin, str]]:
 
 @pytest.fixture
 def repo(tmp_path: Path, hubspot: tuple[HubSpotTwin, str]) -> Path:
-    """The marketing examples, the HubSpot Connection pointed at the twin."""
-    shutil.copytree(EXAMPLES, tmp_path / "manifests", ignore=shutil.ignore_patterns("demo"))
+    """The marketing examples of HubSpot, its Connection pointed at the twin."""
+    # The HubSpot examples only: the other applications' are not reachable from tests.
+    others = [f"{app}-*" for app in ("mailchimp", "klaviyo", "brevo", "mailerlite")]
+    shutil.copytree(
+        EXAMPLES, tmp_path / "manifests", ignore=shutil.ignore_patterns("demo", *others)
+    )
     connection = tmp_path / "manifests" / "hubspot-connection.yaml"
     text = connection.read_text()
     connection.write_text(text.replace("settings: {}", f"settings: {{baseUrl: {hubspot[1]}}}"))

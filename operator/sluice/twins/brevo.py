@@ -25,7 +25,6 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -114,15 +113,13 @@ class RateLimiter:
         return True, tightest.headers(now)
 
 
-class BrevoTwin(TwinControls):
+class BrevoTwin(TwinControls[RateLimiter]):
     """One Brevo account with its contacts, reached with one API key.
 
     ``attributes`` adds contact attributes to Brevo's defaults (EMAIL, FIRSTNAME, LASTNAME,
     SMS, EXT_ID). ``rate_limit`` False turns the limits off; ``organization_id`` is what
     ``GET /account`` answers.
     """
-
-    state_path: Path | None = None
 
     def __init__(
         self,
@@ -139,15 +136,6 @@ class BrevoTwin(TwinControls):
 
     # -- controls ------------------------------------------------------------------------------
 
-    def force_rate_limit(self, count: int) -> None:
-        """The next ``count`` authenticated requests answer 429 with Brevo's headers."""
-        with self.lock:
-            self.limiter.forced = count
-
-    def set_rate_limiting(self, enabled: bool) -> None:
-        with self.lock:
-            self.limiter.enabled = enabled
-
     def reset(self) -> None:
         """No contacts, no faults, no latency, statistics zeroed, key restored, rate limits
         off."""
@@ -156,9 +144,6 @@ class BrevoTwin(TwinControls):
             self.limiter.reset()
             self.limiter.enabled = False
         self.reset_controls()
-
-    def save_state_if_changed(self) -> bool:
-        return False
 
     # -- seeding and inspection ----------------------------------------------------------------
 

@@ -12,10 +12,14 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 
 @dataclass(slots=True)
@@ -80,10 +84,38 @@ class Stats:
         return out
 
 
-class TwinControls:
-    """The test-facing controls of a twin: faults, latency, a revocable credential, statistics.
-    ``lock`` guards the twin's whole state; the Python API may be used from any thread while
-    the server runs."""
+class RateLimiter(Protocol):
+    """A twin's rate limiter, as the controls drive it."""
+
+    #: Requests still to answer 429 whatever the budget.
+    forced: int
+    enabled: bool
+
+
+Limiter = TypeVar("Limiter", bound=RateLimiter)
+
+
+class TwinControls(Generic[Limiter]):
+    """The test-facing controls of a twin: faults, latency, a revocable credential, statistics,
+    the rate limit. ``lock`` guards the twin's whole state; the Python API may be used from any
+    thread while the server runs. A twin keeps no state file unless it says otherwise."""
+
+    limiter: Limiter
+    state_path: Path | None = None
+
+    def save_state_if_changed(self) -> bool:
+        return False
+
+    def force_rate_limit(self, count: int) -> None:
+        """The next ``count`` API requests answer 429, as the application does when over its
+        budget."""
+        with self.lock:
+            self.limiter.forced = count
+
+    def set_rate_limiting(self, enabled: bool) -> None:
+        """Enforce the application's documented rate limit, or not."""
+        with self.lock:
+            self.limiter.enabled = enabled
 
     def __init__(self, credential: str, lock: threading.RLock | threading.Lock | None = None):
         self._credential = credential
@@ -162,3 +194,64 @@ def json_response(
     if body is None:
         return Response(status_code=status, headers=headers)
     return Response(encode_json(body), status_code=status, headers=headers, media_type=media_type)
+
+
+# -- the twins' own routes, under /_twin/ ------------------------------------------------------
+
+#: ``action(twin, body, request)``: the answer's JSON (None answers ``{"ok": true}``).
+AdminAction = Callable[[Any, dict[str, Any], Request], Any]
+
+
+def admin_endpoint(action: AdminAction) -> Callable[[Request], Any]:
+    """An admin route: the JSON body (POST) given to ``action``; a bad one answers 400."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            raw = await request.body() if request.method == "POST" else b""
+            body = json.loads(raw) if raw else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            result = action(request.app.state.twin, body, request)
+        except (ValueError, TypeError, KeyError) as bad:
+            return json_response(400, {"error": str(bad)})
+        return json_response(200, result if result is not None else {"ok": True})
+
+    return handle
+
+
+def _add_fault(twin: Any, body: dict[str, Any], request: Request) -> Any:
+    twin.fail_next(
+        int(body.get("count", 1)),
+        int(body.get("status", 503)),
+        path=body.get("path"),
+        after_apply=bool(body.get("afterApply", False)),
+    )
+    return {"faults": [f.to_json() for f in twin.pending_faults()]}
+
+
+def _rate_limit(twin: Any, body: dict[str, Any], request: Request) -> Any:
+    if "count" in body:
+        twin.force_rate_limit(int(body["count"]))
+    if "enabled" in body:
+        twin.set_rate_limiting(bool(body["enabled"]))
+    return None
+
+
+def admin_routes(*own: Route) -> list[Route]:
+    """Every twin's admin routes — ``faults``, ``latency``, ``rate-limit`` (``count`` forced
+    429s, ``enabled``), ``revoke``, ``restore``, ``reset`` (POST) and ``stats`` (GET) — then
+    the twin's ``own`` (seeding and reading its users)."""
+
+    def post(path: str, action: AdminAction) -> Route:
+        return Route("/_twin/" + path, admin_endpoint(action), methods=["POST"])
+
+    return [
+        post("faults", _add_fault),
+        post("latency", lambda t, b, r: t.set_latency(float(b.get("seconds", 0)))),
+        post("rate-limit", _rate_limit),
+        post("revoke", lambda t, b, r: t.revoke_token()),
+        post("restore", lambda t, b, r: t.restore_token()),
+        post("reset", lambda t, b, r: t.reset()),
+        Route("/_twin/stats", admin_endpoint(lambda t, b, r: t.stats()), methods=["GET"]),
+        *own,
+    ]

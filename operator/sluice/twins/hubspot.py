@@ -60,7 +60,7 @@ class TwinStateError(Exception):
     """The state file exists but does not hold a twin's state, or cannot be read."""
 
 
-class HubSpotTwin(TwinControls):
+class HubSpotTwin(TwinControls[RateLimiter]):
     """One HubSpot account with its contacts, reached with one private-app token.
 
     ``custom_properties`` adds contact properties, each a :class:`PropertyDefinition` or a dict
@@ -105,15 +105,6 @@ class HubSpotTwin(TwinControls):
         self._saved_revision = self.store.revision
 
     # -- rate limits ----------------------------------------------------------------------
-
-    def force_rate_limit(self, count: int) -> None:
-        """The next ``count`` authenticated requests answer 429 (``TEN_SECONDLY_ROLLING``)."""
-        with self.lock:
-            self.limiter.forced = count
-
-    def set_rate_limiting(self, enabled: bool) -> None:
-        with self.lock:
-            self.limiter.enabled = enabled
 
     # -- inspection -------------------------------------------------------------------------
 

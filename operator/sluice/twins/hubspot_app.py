@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault
+from sluice.twins.common import admin_endpoint, admin_routes
 from sluice.twins.hubspot_control import rate_limit_body
 from sluice.twins.hubspot_state import Answer, error_body
 
@@ -173,43 +173,11 @@ def _routes() -> list[Route]:
             "POST",
             search=True,
         ),
-        *_admin_routes(),
+        *admin_routes(Route("/_twin/contacts", admin_endpoint(_contacts), methods=["GET", "POST"])),
     ]
 
 
 # -- admin --------------------------------------------------------------------------------------
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    body = json.loads(raw) if raw else {}
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    return body
-
-
-def _admin(action: Callable[[HubSpotTwin, dict[str, Any], Request], Any]) -> Any:
-    async def handle(request: Request) -> Response:
-        twin: HubSpotTwin = request.app.state.twin
-        try:
-            body = await _json_body(request) if request.method == "POST" else {}
-            result = action(twin, body, request)
-        except (ValueError, TypeError, KeyError) as bad:
-            return _respond(400, {"error": str(bad)})
-        return _respond(200, result if result is not None else {"ok": True})
-
-    return handle
-
-
-def _add_fault(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
-    fault = Fault(
-        status=int(body.get("status", 503)),
-        count=int(body.get("count", 1)),
-        path=body.get("path"),
-        after_apply=bool(body.get("afterApply", False)),
-    )
-    twin.fail_next(fault.count, fault.status, path=fault.path, after_apply=fault.after_apply)
-    return {"faults": [f.to_json() for f in twin.pending_faults()]}
 
 
 def _contacts(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
@@ -218,30 +186,6 @@ def _contacts(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
     if request.query_params.get("count") not in (None, "", "0", "false"):
         return {"count": twin.contact_count()}
     return {"count": twin.contact_count(), "results": twin.contacts()}
-
-
-def _rate_limit(twin: HubSpotTwin, body: dict[str, Any], request: Request) -> Any:
-    if "count" in body:
-        twin.force_rate_limit(int(body["count"]))
-    if "enabled" in body:
-        twin.set_rate_limiting(bool(body["enabled"]))
-    return None
-
-
-def _admin_routes() -> list[Route]:
-    def post(path: str, action: Callable[[HubSpotTwin, dict[str, Any], Request], Any]) -> Route:
-        return Route("/_twin/" + path, _admin(action), methods=["POST"])
-
-    return [
-        post("faults", _add_fault),
-        post("latency", lambda t, b, r: t.set_latency(float(b.get("seconds", 0)))),
-        post("rate-limit", _rate_limit),
-        post("revoke", lambda t, b, r: t.revoke_token()),
-        post("restore", lambda t, b, r: t.restore_token()),
-        post("reset", lambda t, b, r: t.reset()),
-        Route("/_twin/contacts", _admin(_contacts), methods=["GET", "POST"]),
-        Route("/_twin/stats", _admin(lambda t, b, r: t.stats()), methods=["GET"]),
-    ]
 
 
 def create_app(twin: HubSpotTwin) -> Starlette:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -38,15 +37,13 @@ DEFAULT_ACCOUNT_ID = "Tw1nAc"
 __all__ = ["DEFAULT_ACCOUNT_ID", "KlaviyoTwin", "main", "serve"]
 
 
-class KlaviyoTwin(TwinControls):
+class KlaviyoTwin(TwinControls[RateLimiter]):
     """One Klaviyo account with its profiles, reached with one private API key.
 
     ``rate_limit`` False turns the per-endpoint limits off. ``job_polls`` is the poll of an
     import job that finds it complete (1, the default: the first poll after its submission);
     jobs are carried out in submission order.
     """
-
-    state_path: Path | None = None
 
     def __init__(
         self,
@@ -60,15 +57,6 @@ class KlaviyoTwin(TwinControls):
         self.store = ProfileStore(job_polls)
         self.limiter = RateLimiter(rate_limit)
         self.account_id = account_id
-
-    def force_rate_limit(self, count: int) -> None:
-        """The next ``count`` authenticated requests answer 429 with ``Retry-After: 1``."""
-        with self.lock:
-            self.limiter.forced = count
-
-    def set_rate_limiting(self, enabled: bool) -> None:
-        with self.lock:
-            self.limiter.enabled = enabled
 
     def set_job_polls(self, polls: int) -> None:
         with self.lock:
@@ -115,9 +103,6 @@ class KlaviyoTwin(TwinControls):
             self.store.clear()
             self.limiter.reset()
         self.reset_controls()
-
-    def save_state_if_changed(self) -> bool:
-        return False  # the twin keeps no state file
 
     def app(self) -> Starlette:
         return create_app(self)

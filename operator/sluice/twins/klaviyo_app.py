@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault, json_response
+from sluice.twins.common import Fault, admin_endpoint, admin_routes, json_response
 from sluice.twins.klaviyo_state import Answer, Job, RefusedError, errors, invalid
 
 if TYPE_CHECKING:
@@ -279,68 +279,22 @@ def _routes() -> list[Route]:
         ),
         *route(jobs + "/{job_id}", _poll, "GET", JOBS_TIER, jobs + "/{id}"),
         *route("/api/accounts", _accounts, "GET", ACCOUNTS_TIER),
-        *_admin_routes(),
+        *admin_routes(
+            Route(
+                "/_twin/run-jobs", admin_endpoint(lambda t, b, r: t.run_jobs()), methods=["POST"]
+            ),
+            Route("/_twin/profiles", admin_endpoint(_profiles), methods=["GET", "POST"]),
+        ),
     ]
 
 
 # -- admin --------------------------------------------------------------------------------------
 
 
-def _admin(action: Callable[[KlaviyoTwin, dict[str, Any], Request], Any]) -> Any:
-    async def handle(request: Request) -> Response:
-        twin: KlaviyoTwin = request.app.state.twin
-        try:
-            raw = await request.body() if request.method == "POST" else b""
-            body = json.loads(raw) if raw else {}
-            if not isinstance(body, dict):
-                raise ValueError("the body must be a JSON object")
-            result = action(twin, body, request)
-        except (ValueError, TypeError, KeyError) as bad:
-            return json_response(400, {"error": str(bad)})
-        return json_response(200, result if result is not None else {"ok": True})
-
-    return handle
-
-
-def _add_fault(twin: KlaviyoTwin, body: dict[str, Any], request: Request) -> Any:
-    twin.fail_next(
-        int(body.get("count", 1)),
-        int(body.get("status", 503)),
-        path=body.get("path"),
-        after_apply=bool(body.get("afterApply", False)),
-    )
-    return {"faults": [f.to_json() for f in twin.pending_faults()]}
-
-
-def _rate_limit(twin: KlaviyoTwin, body: dict[str, Any], request: Request) -> Any:
-    if "count" in body:
-        twin.force_rate_limit(int(body["count"]))
-    if "enabled" in body:
-        twin.set_rate_limiting(bool(body["enabled"]))
-    return None
-
-
 def _profiles(twin: KlaviyoTwin, body: dict[str, Any], request: Request) -> Any:
     if request.method == "POST":
         return {"ids": twin.add_profiles(body["profiles"])}
     return {"count": len(twin.profiles()), "results": twin.profiles()}
-
-
-def _admin_routes() -> list[Route]:
-    def post(path: str, action: Callable[[KlaviyoTwin, dict[str, Any], Request], Any]) -> Route:
-        return Route("/_twin/" + path, _admin(action), methods=["POST"])
-
-    return [
-        post("faults", _add_fault),
-        post("latency", lambda t, b, r: t.set_latency(float(b.get("seconds", 0)))),
-        post("rate-limit", _rate_limit),
-        post("revoke", lambda t, b, r: t.revoke_token()),
-        post("restore", lambda t, b, r: t.restore_token()),
-        post("reset", lambda t, b, r: t.reset()),
-        post("run-jobs", lambda t, b, r: t.run_jobs()),
-        Route("/_twin/profiles", _admin(_profiles), methods=["GET", "POST"]),
-        Route("/_twin/stats", _admin(lambda t, b, r: t.stats()), methods=["GET"]),
-    ]
 
 
 def create_app(twin: KlaviyoTwin) -> Starlette:

@@ -23,7 +23,6 @@ import binascii
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault, TwinControls, encode_json
+from sluice.twins.common import Fault, TwinControls, admin_endpoint, admin_routes, encode_json
 from sluice.twins.mailchimp_state import (
     DEFAULT_MERGE_FIELDS,
     Answer,
@@ -53,15 +52,13 @@ _JSON = "application/json; charset=utf-8"
 _PROBLEM = "application/problem+json; charset=utf-8"
 
 
-class MailchimpTwin(TwinControls):
+class MailchimpTwin(TwinControls[Any]):
     """One Mailchimp account with one audience. ``merge_fields`` replaces the audience's merge
     fields (dicts in the shape of Mailchimp's merge field API: ``{"tag": "CUSTID", "name":
     "Customer id", "type": "text", "required": true}``). ``rate_limit`` False turns the
     connection cap off."""
 
     #: The twin keeps its state in memory only.
-    state_path: Path | None = None
-
     def __init__(
         self,
         api_key: str,
@@ -100,9 +97,6 @@ class MailchimpTwin(TwinControls):
             self.forced_429 = 0
             self.peak_in_flight = 0
             self.reset_controls()
-
-    def save_state_if_changed(self) -> bool:
-        return False
 
     # -- seeding and inspection -----------------------------------------------------------
 
@@ -299,7 +293,7 @@ def _routes() -> list[Route]:
             lambda t, r, b: t.audience.patch(r.path_params["subscriber_hash"], b),
             "PATCH",
         ),
-        *_admin_routes(),
+        *admin_routes(Route("/_twin/members", admin_endpoint(_members), methods=["GET", "POST"])),
     ]
 
 
@@ -315,54 +309,10 @@ def _get_member(twin: MailchimpTwin, request: Request, body: Any) -> Answer:
 # -- admin ---------------------------------------------------------------------------------------
 
 
-def _admin(action: Callable[[MailchimpTwin, dict[str, Any]], Any]) -> Callable[[Request], Any]:
-    async def handle(request: Request) -> Response:
-        twin: MailchimpTwin = request.app.state.twin
-        try:
-            raw = await request.body()
-            body = json.loads(raw) if raw else {}
-            result = action(twin, body)
-        except (ValueError, TypeError, KeyError) as bad:
-            return Response(encode_json({"error": str(bad)}), 400, media_type=_JSON)
-        return Response(encode_json(result or {"ok": True}), 200, media_type=_JSON)
-
-    return handle
-
-
-def _rate_limit(twin: MailchimpTwin, body: dict[str, Any]) -> None:
-    if "count" in body:
-        twin.force_rate_limit(int(body["count"]))
-    if "enabled" in body:
-        twin.set_rate_limiting(bool(body["enabled"]))
-
-
-def _admin_routes() -> list[Route]:
-    def post(path: str, action: Callable[[MailchimpTwin, dict[str, Any]], Any]) -> Route:
-        return Route("/_twin/" + path, _admin(action), methods=["POST"])
-
-    return [
-        post(
-            "faults",
-            lambda t, b: t.fail_next(
-                int(b.get("count", 1)),
-                int(b.get("status", 503)),
-                path=b.get("path"),
-                after_apply=bool(b.get("afterApply", False)),
-            ),
-        ),
-        post("latency", lambda t, b: t.set_latency(float(b.get("seconds", 0)))),
-        post("rate-limit", _rate_limit),
-        post("revoke", lambda t, b: t.revoke_token()),
-        post("restore", lambda t, b: t.restore_token()),
-        post("reset", lambda t, b: t.reset()),
-        post("members", lambda t, b: {"ids": t.add_members(b["members"])}),
-        Route(
-            "/_twin/members",
-            _admin(lambda t, b: {"count": t.member_count(), "members": t.members()}),
-            methods=["GET"],
-        ),
-        Route("/_twin/stats", _admin(lambda t, b: t.stats()), methods=["GET"]),
-    ]
+def _members(twin: MailchimpTwin, body: dict[str, Any], request: Request) -> Any:
+    if request.method == "POST":
+        return {"ids": twin.add_members(body["members"])}
+    return {"count": twin.member_count(), "members": twin.members()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

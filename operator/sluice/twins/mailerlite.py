@@ -21,7 +21,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault, TwinControls, encode_json
+from sluice.twins.common import Fault, TwinControls, admin_endpoint, admin_routes, encode_json
 from sluice.twins.mailerlite_state import Account, Answer, RateLimiter, is_import
 from sluice.twins.serving import parse_listen, run_process, serve
 
@@ -40,15 +39,13 @@ DEFAULT_ACCOUNT_SEED = 73_512_804
 _JSON = "application/json"
 
 
-class MailerLiteTwin(TwinControls):
+class MailerLiteTwin(TwinControls[RateLimiter]):
     """One MailerLite account. ``fields`` adds subscriber fields (``{"name": "Plan", "type":
     "text"}``, type text, number or date) to the default ones; ``groups`` names groups to
     create (their ids: :meth:`group_ids`). ``rate_limit`` False turns both rate limits off.
     ``account_seed`` makes another account, with other ids."""
 
     #: The twin keeps its state in memory only.
-    state_path: Path | None = None
-
     def __init__(
         self,
         token: str,
@@ -67,15 +64,6 @@ class MailerLiteTwin(TwinControls):
 
     # -- controls -------------------------------------------------------------------------
 
-    def force_rate_limit(self, count: int) -> None:
-        """The next ``count`` API requests answer MailerLite's 429 ``Too Many Attempts.``."""
-        with self.lock:
-            self.limiter.forced = count
-
-    def set_rate_limiting(self, enabled: bool) -> None:
-        with self.lock:
-            self.limiter.enabled = enabled
-
     def reset(self) -> None:
         """No subscribers, no faults, statistics zeroed, token restored, rate limits off."""
         with self.lock:
@@ -83,9 +71,6 @@ class MailerLiteTwin(TwinControls):
             self.limiter.enabled = False
             self.limiter.reset()
             self.reset_controls()
-
-    def save_state_if_changed(self) -> bool:
-        return False
 
     # -- seeding and inspection -----------------------------------------------------------
 
@@ -215,61 +200,19 @@ def _routes() -> list[Route]:
         route(subscriber, lambda t, r, b: t.account.get(r.path_params["subscriber"]), "GET"),
         route(subscriber, lambda t, r, b: t.account.update(r.path_params["subscriber"], b), "PUT"),
         route("/api/batch", _batch, "POST"),
-        *_admin_routes(),
+        *admin_routes(
+            Route("/_twin/subscribers", admin_endpoint(_subscribers), methods=["GET", "POST"])
+        ),
     ]
 
 
 # -- admin ---------------------------------------------------------------------------------------
 
 
-def _admin(action: Callable[[MailerLiteTwin, dict[str, Any]], Any]) -> Callable[[Request], Any]:
-    async def handle(request: Request) -> Response:
-        twin: MailerLiteTwin = request.app.state.twin
-        try:
-            raw = await request.body()
-            body = json.loads(raw) if raw else {}
-            result = action(twin, body)
-        except (ValueError, TypeError, KeyError) as bad:
-            return _respond((400, {"error": str(bad)}))
-        return _respond((200, result or {"ok": True}))
-
-    return handle
-
-
-def _rate_limit(twin: MailerLiteTwin, body: dict[str, Any]) -> None:
-    if "count" in body:
-        twin.force_rate_limit(int(body["count"]))
-    if "enabled" in body:
-        twin.set_rate_limiting(bool(body["enabled"]))
-
-
-def _admin_routes() -> list[Route]:
-    def post(path: str, action: Callable[[MailerLiteTwin, dict[str, Any]], Any]) -> Route:
-        return Route("/_twin/" + path, _admin(action), methods=["POST"])
-
-    return [
-        post(
-            "faults",
-            lambda t, b: t.fail_next(
-                int(b.get("count", 1)),
-                int(b.get("status", 503)),
-                path=b.get("path"),
-                after_apply=bool(b.get("afterApply", False)),
-            ),
-        ),
-        post("latency", lambda t, b: t.set_latency(float(b.get("seconds", 0)))),
-        post("rate-limit", _rate_limit),
-        post("revoke", lambda t, b: t.revoke_token()),
-        post("restore", lambda t, b: t.restore_token()),
-        post("reset", lambda t, b: t.reset()),
-        post("subscribers", lambda t, b: {"ids": t.add_subscribers(b["subscribers"])}),
-        Route(
-            "/_twin/subscribers",
-            _admin(lambda t, b: {"count": t.subscriber_count(), "subscribers": t.subscribers()}),
-            methods=["GET"],
-        ),
-        Route("/_twin/stats", _admin(lambda t, b: t.stats()), methods=["GET"]),
-    ]
+def _subscribers(twin: MailerLiteTwin, body: dict[str, Any], request: Request) -> Any:
+    if request.method == "POST":
+        return {"ids": twin.add_subscribers(body["subscribers"])}
+    return {"count": twin.subscriber_count(), "subscribers": twin.subscribers()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
