@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.apps import http
+from sluice.twins.serving import serve
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,21 @@ class AppCase(Protocol):
     def add_users(self, people: Sequence[tuple[str, str]]) -> None:
         """Create users directly in the twin (not counted, no rate limit): (email, first name)."""
         ...
+
+
+class TwinCase:
+    """What cases share: their twin served on loopback, and a Connection whose settings point
+    the connector at it by ``baseUrl``."""
+
+    twin: Any
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        with serve(self.twin) as base_url:
+            yield base_url
+
+    def settings(self, base_url: str) -> dict[str, Any]:
+        return {"baseUrl": base_url}
 
 
 #: Connector code → the module holding its case (a ``CASE`` attribute).

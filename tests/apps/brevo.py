@@ -3,13 +3,12 @@ LASTNAME attributes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from sluice.twins.brevo import BrevoTwin, serve
-from tests.apps import AppUser
+from sluice.twins.brevo import BrevoTwin
+from tests.apps import AppUser, TwinCase
 
 API_KEY = "xkeysib-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab-ConnTests0001"
 
@@ -18,7 +17,7 @@ def _nullable_strings(*names: str) -> list[dict[str, Any]]:
     return [{"name": name, "type": {"kind": "string"}, "nullable": True} for name in names]
 
 
-class BrevoCase:
+class BrevoCase(TwinCase):
     code = "brevo"
     credentials: Mapping[str, str] = MappingProxyType({"apiKey": API_KEY})
     out_schema: Mapping[str, Any] = MappingProxyType(
@@ -58,11 +57,6 @@ class BrevoCase:
 
     def __init__(self) -> None:
         self.twin = BrevoTwin(API_KEY, rate_limit=False)
-
-    @contextmanager
-    def serve(self) -> Iterator[str]:
-        with serve(self.twin) as base_url:
-            yield base_url
 
     def settings(self, base_url: str) -> dict[str, Any]:
         return {"baseUrl": f"{base_url}/v3"}

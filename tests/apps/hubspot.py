@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from sluice.twins.hubspot import HubSpotTwin, serve
-from tests.apps import AppUser
+from sluice.twins.hubspot import HubSpotTwin
+from tests.apps import AppUser, TwinCase
 
 TOKEN = "pat-na1-connector-tests"
 
@@ -17,7 +16,7 @@ def _nullable_strings(*names: str) -> list[dict[str, Any]]:
     return [{"name": name, "type": {"kind": "string"}, "nullable": True} for name in names]
 
 
-class HubSpotCase:
+class HubSpotCase(TwinCase):
     code = "hubspot"
     credentials: Mapping[str, str] = MappingProxyType({"accessToken": TOKEN})
     out_schema: Mapping[str, Any] = MappingProxyType(
@@ -52,14 +51,6 @@ class HubSpotCase:
 
     def __init__(self) -> None:
         self.twin = HubSpotTwin(TOKEN, rate_limit=False)
-
-    @contextmanager
-    def serve(self) -> Iterator[str]:
-        with serve(self.twin) as base_url:
-            yield base_url
-
-    def settings(self, base_url: str) -> dict[str, Any]:
-        return {"baseUrl": base_url}
 
     def users(self) -> dict[str, AppUser]:
         users = {}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from sluice.twins.klaviyo import KlaviyoTwin, serve
-from tests.apps import AppUser
+from sluice.twins.klaviyo import KlaviyoTwin
+from tests.apps import AppUser, TwinCase
 
 API_KEY = "pk_connectortests0000000000000000000000"
 
@@ -17,7 +16,7 @@ def _nullable_strings(*names: str) -> list[dict[str, Any]]:
     return [{"name": name, "type": {"kind": "string"}, "nullable": True} for name in names]
 
 
-class KlaviyoCase:
+class KlaviyoCase(TwinCase):
     code = "klaviyo"
     credentials: Mapping[str, str] = MappingProxyType({"privateApiKey": API_KEY})
     out_schema: Mapping[str, Any] = MappingProxyType(
@@ -40,14 +39,6 @@ class KlaviyoCase:
 
     def __init__(self) -> None:
         self.twin = KlaviyoTwin(API_KEY, rate_limit=False)
-
-    @contextmanager
-    def serve(self) -> Iterator[str]:
-        with serve(self.twin) as base_url:
-            yield base_url
-
-    def settings(self, base_url: str) -> dict[str, Any]:
-        return {"baseUrl": base_url}
 
     def users(self) -> dict[str, AppUser]:
         users = {}

@@ -3,20 +3,19 @@ last name (merge fields FNAME and LNAME), subscribing new members."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
 from sluice.apps.mailchimp import STATUSES
-from sluice.twins.mailchimp import DEFAULT_LIST_ID, MailchimpTwin, serve
-from tests.apps import AppUser
+from sluice.twins.mailchimp import DEFAULT_LIST_ID, MailchimpTwin
+from tests.apps import AppUser, TwinCase
 
 API_KEY = "0123456789abcdef0123456789abcdef-us21"
 _AUDIENCE = f"/3.0/lists/{DEFAULT_LIST_ID}"
 
 
-class MailchimpCase:
+class MailchimpCase(TwinCase):
     code = "mailchimp"
     credentials: Mapping[str, str] = MappingProxyType({"apiKey": API_KEY})
     out_schema: Mapping[str, Any] = MappingProxyType(
@@ -72,11 +71,6 @@ class MailchimpCase:
 
     def __init__(self) -> None:
         self.twin = MailchimpTwin(API_KEY, rate_limit=False)
-
-    @contextmanager
-    def serve(self) -> Iterator[str]:
-        with serve(self.twin) as base_url:
-            yield base_url
 
     def settings(self, base_url: str) -> dict[str, Any]:
         return {"baseUrl": f"{base_url}/3.0", "audienceId": DEFAULT_LIST_ID}

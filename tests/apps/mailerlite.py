@@ -3,18 +3,17 @@ name in the default fields ``name`` and ``last_name``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from sluice.twins.mailerlite import MailerLiteTwin, serve
-from tests.apps import AppUser
+from sluice.twins.mailerlite import MailerLiteTwin
+from tests.apps import AppUser, TwinCase
 
 TOKEN = "mlite-connector-tests"
 
 
-class MailerLiteCase:
+class MailerLiteCase(TwinCase):
     code = "mailerlite"
     credentials: Mapping[str, str] = MappingProxyType({"apiToken": TOKEN})
     out_schema: Mapping[str, Any] = MappingProxyType(
@@ -53,11 +52,6 @@ class MailerLiteCase:
 
     def __init__(self) -> None:
         self.twin = MailerLiteTwin(TOKEN, rate_limit=False)
-
-    @contextmanager
-    def serve(self) -> Iterator[str]:
-        with serve(self.twin) as base_url:
-            yield base_url
 
     def settings(self, base_url: str) -> dict[str, Any]:
         return {"baseUrl": f"{base_url}/api"}
