@@ -157,7 +157,9 @@ def _example_document(name: str) -> dict[str, Any]:
     assert pipeline is not None
     values = [o.value for o in outcomes if o.resource.namespace == "marketing"]
     workspace = next(v for v in values if isinstance(v, Workspace))
-    connection = next(v for v in values if isinstance(v, Connection))
+    connection = next(
+        v for v in values if isinstance(v, Connection) and v.id == pipeline.connection
+    )
     return export_config(pipeline, workspace, connection)
 
 

@@ -271,7 +271,7 @@ def test_a_new_account_forgets_only_that_pipelines_acknowledgements(target: Targ
 def test_a_new_token_for_the_same_account_changes_nothing(target: Target) -> None:
     target.load(people(20))
     target.export(target.config(exportMode="CreateOrUpdate"))
-    target.twin.token = "pat-rotated"  # the same portal, another private-app token
+    target.twin.credential = "pat-rotated"  # the same portal, another private-app token
     config = target.config(exportMode="CreateOrUpdate")
     rotated = dataclasses.replace(config, credentials={"accessToken": "pat-rotated"})
 

@@ -31,6 +31,7 @@ from tests.support import (
     EXAMPLES,
     SEED_PAYLOAD,
     example_names,
+    example_spec,
     seed_with_function,
 )
 
@@ -380,7 +381,14 @@ def test_listing_filters_by_connection_and_enabled(client: TestClient) -> None:
     disabled, _ = listed_ids(client, "?enabled=false")
     assert SEED_ID in enabled and total == len(enabled)
     assert sorted(enabled + disabled) == every
-    assert listed_ids(client, "?connection=230527183") == (every, MARKETING_PIPELINES)
+    # Each pipeline of the examples is listed under its own connection, and only there.
+    by_connection = [
+        listed_ids(client, f"?connection={example_spec('Connection', name)['id']}")
+        for name in example_names("marketing", "Connection")
+    ]
+    assert sorted(i for ids, _ in by_connection for i in ids) == sorted(every)
+    assert all(total == len(ids) > 0 for ids, total in by_connection)
+    assert len(every) == MARKETING_PIPELINES
     assert listed_ids(client, "?connection=1") == ([], 0)
 
 

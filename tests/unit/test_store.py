@@ -191,7 +191,7 @@ def test_prune_removes_what_the_manifests_no_longer_hold(store: Store, repo: Pat
     removed = {"export-loyal-customers", "sync-european-customers"}
     assert applied(store, repo, prune=True) == {
         "Workspace/marketing": "unchanged",
-        "Connection/hubspot": "unchanged",
+        **{f"Connection/{name}": "unchanged" for name in example_names("marketing", "Connection")},
         **{
             f"ExportPipeline/{name}": "pruned" if name in removed else "unchanged"
             for name in PIPELINES
