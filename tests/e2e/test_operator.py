@@ -82,15 +82,16 @@ class ExampleNamespace:
             json.dumps(patch),
         )
 
-    def validated(self) -> tuple[dict[str, Pipeline], Workspace, Connection]:
-        """What the manifests in the folder validate to, as the operator should see them."""
+    def validated(self) -> tuple[dict[str, Pipeline], Workspace, dict[int, Connection]]:
+        """What the manifests in the folder validate to, as the operator should see them:
+        pipelines by name, the Workspace, Connections by id."""
         manifests = read_manifests([self.folder])
         outcomes = validate_resources(manifests.resources, INSTALLED, secrets=manifests.secrets)
         values = [outcome.value for outcome in outcomes]
         pipelines = {v.resource_name: v for v in values if isinstance(v, Pipeline)}
         workspace = next(v for v in values if isinstance(v, Workspace))
-        connection = next(v for v in values if isinstance(v, Connection))
-        return pipelines, workspace, connection
+        connections = {v.id: v for v in values if isinstance(v, Connection)}
+        return pipelines, workspace, connections
 
 
 @pytest.fixture
@@ -176,8 +177,9 @@ def test_the_cronjob_and_configmap_are_exactly_as_specified(
     operator: OperatorProcess, workspace: ExampleNamespace
 ) -> None:
     wait_ready(workspace)
-    pipelines, ws, connection = workspace.validated()
+    pipelines, ws, connections = workspace.validated()
     pipeline = pipelines["export-customers"]
+    connection = connections[pipeline.connection]
     owner = builders.owner_reference(
         "export-customers", workspace.get("exportpipeline", "export-customers")["metadata"]["uid"]
     )

@@ -654,7 +654,7 @@ def test_operator_objects_md_shows_the_objects_of_the_examples_seed_pipeline() -
         v for v in values if isinstance(v, Pipeline) and v.resource_name == "export-customers"
     ]
     [workspace] = [v for v in values if isinstance(v, Workspace)]
-    [connection] = [v for v in values if isinstance(v, Connection)]
+    [connection] = [v for v in values if isinstance(v, Connection) and v.id == seed.connection]
     config = export_config(seed, workspace, connection)
     for schema in (
         config["pipeline"]["inSchema"],
