@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.apps import AppCase, case, cases, unpaced
 from tests.integration.conftest import Target
-from tests.integration.test_connectors import Export, people
+from tests.integration.test_connectors import Export
+from tests.integration.test_export import people
 
 TARGET_FLOOR_RATIO = 1.5
 

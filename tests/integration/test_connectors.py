@@ -24,12 +24,8 @@ from sluice.engine.config import ExportConfig, parse_config
 from sluice.engine.export import run_export
 from tests.apps import AppCase, case, cases, unpaced
 from tests.integration.conftest import DSN_ENV, PROFILE_SCHEMA, Target, _example_document
+from tests.integration.test_export import US_ONLY, people
 from tests.postgres import temporary_database
-
-US_ONLY = {
-    "logical": "and",
-    "conditions": [{"property": "address.country", "operator": "is", "values": ["US"]}],
-}
 
 
 @pytest.fixture(scope="module", params=list(cases()))
@@ -111,22 +107,6 @@ def export(
     with temporary_database(request.getfixturevalue("postgres_url")) as url:
         dsn = sa.make_url(url).set(drivername="postgresql").render_as_string(False)
         yield Export(Target("PostgreSQL", dsn, None, base_url), under_test, base_url)  # type: ignore[arg-type]
-
-
-def person(i: int, **changes: Any) -> dict[str, Any]:
-    profile: dict[str, Any] = {
-        "first_name": f"First{i}",
-        "last_name": f"Last{i}",
-        "email": f"user{i}@example.com",
-        "customer_id": 1000 + i,
-        "address": {"city": f"City{i % 7}", "country": "US" if i % 2 == 0 else "GB"},
-    }
-    profile.update(changes)
-    return profile
-
-
-def people(count: int) -> dict[str, dict[str, Any]]:
-    return {f"p{i:05d}": person(i) for i in range(count)}
 
 
 def us_emails(count: int, *, without: tuple[int, ...] = ()) -> list[str]:
