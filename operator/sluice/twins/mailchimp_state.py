@@ -9,10 +9,16 @@ import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 ERRORS_TYPE = "https://mailchimp.com/developer/marketing/docs/errors/"
+#: Mailchimp's detail when a body fails validation; the ``errors`` array says why.
+UNVALIDATED = (
+    "The resource submitted could not be validated. For field-specific details, see the "
+    "'errors' array."
+)
 STATUSES = ("subscribed", "unsubscribed", "cleaned", "pending", "transactional")
 #: What a batch subscribe takes per member ("Batch subscribe or unsubscribe" request body).
 BATCH_MEMBER_KEYS = frozenset(
@@ -32,8 +38,10 @@ BATCH_MEMBER_KEYS = frozenset(
         "timestamp_opt",
     }
 )
+#: What "Add or update list member" (PUT) takes.
+PUT_KEYS = BATCH_MEMBER_KEYS | {"marketing_permissions"}
 #: What "Update list member" (PATCH) takes.
-PATCH_KEYS = (BATCH_MEMBER_KEYS - {"status_if_new"}) | {"marketing_permissions"}
+PATCH_KEYS = PUT_KEYS - {"status_if_new"}
 MAX_BATCH_MEMBERS = 500
 MAX_PAGE = 1000
 
@@ -85,20 +93,69 @@ def invalid(detail: str, errors: list[dict[str, str]] | None = None) -> Answer:
     return 400, problem(400, "Invalid Resource", detail, errors)
 
 
+def listing(
+    name: str, items: list[Any], count: str | None, offset: str | None, **extra: Any
+) -> Answer:
+    """A collection's page: the ``items`` its ``count`` (default 10, at most 1000) and
+    ``offset`` select, under ``name``, with ``extra`` and ``total_items``; or Mailchimp's 400."""
+    size, start = _int(count, 10), _int(offset, 0)
+    if size is None or start is None or size < 0 or start < 0:
+        return invalid("The count and offset must be integers.")
+    if size > MAX_PAGE:
+        return invalid(
+            UNVALIDATED,
+            [{"field": "count", "message": f"The maximum count is {MAX_PAGE}."}],
+        )
+    return 200, {name: items[start : start + size], **extra, "total_items": len(items)}
+
+
 def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.lower().encode()).hexdigest()  # Mailchimp's member id, not a secret
+
+
+def member_key(hash_or_email: str) -> str:
+    """The subscriber hash a member endpoint's path names, by hash or by email address."""
+    return subscriber_hash(hash_or_email) if "@" in hash_or_email else hash_or_email.lower()
 
 
 def looks_fake(email: Any) -> bool:
     return not isinstance(email, str) or len(email) > 254 or not _EMAIL.match(email)
 
 
-def fake_email_message(email: Any) -> str:
-    return f"{email} looks fake or invalid, please enter a real email address."
+def _fake_email(email: Any) -> Refusal:
+    """Mailchimp's refusal of an address that looks fake: its detail, no ``errors`` array."""
+    message = f"{email} looks fake or invalid, please enter a real email address."
+    return Refusal(message, "email_address", message, ())
 
 
-def _now() -> str:
+def not_provided(name: str) -> dict[str, str]:
+    return {"field": name, "message": f"Required fields were not provided: {name}"}
+
+
+def timestamp() -> str:
+    """Now, as Mailchimp writes dates (ISO 8601, UTC)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why Mailchimp refuses a member's data: its ``detail`` and the ``field`` at fault with its
+    ``message``; ``errors`` the ``(field, message)`` pairs of the answer's ``errors`` array,
+    that one pair when None."""
+
+    detail: str
+    field: str
+    message: str
+    errors: tuple[tuple[str, str], ...] | None = None
+
+    def answer(self) -> Answer:
+        """As the member endpoints (PUT, PATCH) answer it: 400 ``Invalid Resource``."""
+        pairs = ((self.field, self.message),) if self.errors is None else self.errors
+        return invalid(self.detail, [{"field": f, "message": m} for f, m in pairs] or None)
+
+    def error_item(self, email: Any) -> dict[str, Any]:
+        """As batch subscribe lists it in its ``errors``."""
+        return _error(email, self.detail, self.field, self.message)
 
 
 class Audience:
@@ -140,25 +197,12 @@ class Audience:
         return sum(1 for m in self.members.values() if status is None or m["status"] == status)
 
     def merge_fields_page(self, count: str | None, offset: str | None) -> Answer:
-        size, start = _int(count, 10), _int(offset, 0)
-        if size is None or start is None or size < 0 or start < 0:
-            return invalid("The count and offset must be integers.")
-        if size > MAX_PAGE:
-            return invalid(
-                "The resource submitted could not be validated.",
-                [{"field": "count", "message": f"The maximum count is {MAX_PAGE}."}],
-            )
-        fields = list(self.merge_fields.values())
-        return 200, {
-            "merge_fields": copy.deepcopy(fields[start : start + size]),
-            "list_id": self.list_id,
-            "total_items": len(fields),
-        }
+        fields = copy.deepcopy(list(self.merge_fields.values()))
+        return listing("merge_fields", fields, count, offset, list_id=self.list_id)
 
     def find(self, hash_or_email: str) -> dict[str, Any] | None:
         """By subscriber hash, or by email address, which the member endpoints also accept."""
-        key = subscriber_hash(hash_or_email) if "@" in hash_or_email else hash_or_email.lower()
-        return self.members.get(key)
+        return self.members.get(member_key(hash_or_email))
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -172,11 +216,7 @@ class Audience:
 
     def batch_subscribe(self, body: Any, skip_merge: bool, skip_duplicates: bool) -> Answer:
         if not isinstance(body, dict) or not isinstance(body.get("members"), list):
-            return invalid(
-                "The resource submitted could not be validated. For field-specific details, see "
-                "the 'errors' array.",
-                [{"field": "members", "message": "Required fields were not provided: members"}],
-            )
+            return invalid(UNVALIDATED, [not_provided("members")])
         members: list[Any] = body["members"]
         if len(members) > MAX_BATCH_MEMBERS:
             return invalid(
@@ -187,8 +227,7 @@ class Audience:
         update_existing = body.get("update_existing", False)
         if not isinstance(update_existing, bool):
             return invalid(
-                "The resource submitted could not be validated.",
-                [{"field": "update_existing", "message": "Must be a boolean."}],
+                UNVALIDATED, [{"field": "update_existing", "message": "Must be a boolean."}]
             )
         created: list[dict[str, Any]] = []
         updated: list[dict[str, Any]] = []
@@ -221,8 +260,7 @@ class Audience:
         """``(created, member)``, an error item, or None for a duplicate that is skipped."""
         email = item.get("email_address") if isinstance(item, dict) else None
         if looks_fake(email):
-            message = fake_email_message(email)
-            return _error(email, message, "email_address", message)
+            return _fake_email(email).error_item(email)
         assert isinstance(item, dict) and isinstance(email, str)
         key = subscriber_hash(email)
         if key in seen:
@@ -230,32 +268,55 @@ class Audience:
                 return None
             return _error(email, f"{email} appears more than once in this request.")
         seen.add(key)
-        unknown = sorted(set(item) - BATCH_MEMBER_KEYS)
-        if unknown:
-            return _error(email, f"Unknown member property: {unknown[0]}", unknown[0])
-        existing = self.members.get(key)
-        if existing is not None and not update_existing:
+        if key in self.members and not update_existing:
             return _error(
                 email,
                 f"{email} is already a list member, do you want to update? please provide "
                 "update_existing:true in the request body",
                 code="ERROR_CONTACT_EXISTS",
             )
-        for name in ("status", "status_if_new"):
-            if name in item and item[name] not in STATUSES:
-                return _error(email, f"Invalid {name}: {item[name]!r}", name)
-        creating = existing is None or existing["status"] == "archived"
-        status = item.get("status") or (item.get("status_if_new") if creating else None)
-        if creating and not status:
-            return _error(
-                email, "A status (or status_if_new) is required for new members.", "status"
-            )
-        problems = self.merge_problems(
-            item.get("merge_fields", {}), require=creating and not skip_merge
+        outcome = self._write(
+            email, item, BATCH_MEMBER_KEYS, ("status", "status_if_new"), skip_merge
         )
-        if problems:
-            tag, message = problems[0]
-            return _error(email, "Your merge fields were invalid.", tag, message)
+        if isinstance(outcome, Refusal):
+            return outcome.error_item(email)
+        return outcome
+
+    def put(self, hash_or_email: str, body: Any, skip_merge: bool) -> Answer:
+        """Mailchimp's "Add or update list member": the member the path names is created (with
+        ``status_if_new``) or updated; the body's ``email_address`` must hash to it."""
+        email = body.get("email_address") if isinstance(body, dict) else None
+        if not isinstance(email, str):
+            return invalid(UNVALIDATED, [not_provided("email_address")])
+        assert isinstance(body, dict)
+        if subscriber_hash(email) != member_key(hash_or_email):
+            mismatch = "The email address does not match the subscriber hash in the path."
+            return invalid(UNVALIDATED, [{"field": "email_address", "message": mismatch}])
+        outcome = self._write(email, body, PUT_KEYS, ("status_if_new",), skip_merge)
+        if isinstance(outcome, Refusal):
+            return outcome.answer()
+        return 200, self.member_json(outcome[1])
+
+    def _write(
+        self,
+        email: str,
+        item: Mapping[str, Any],
+        keys: frozenset[str],
+        needs: tuple[str, ...],
+        skip_merge: bool,
+    ) -> Refusal | tuple[bool, dict[str, Any]]:
+        """Create or update the member ``email`` names with ``item`` (batch subscribe, PUT):
+        ``(created, member)``, or why Mailchimp refuses it. A new member needs one of ``needs``
+        (its status) and the required merge fields, unless ``skip_merge``."""
+        key = subscriber_hash(email)
+        existing = self.members.get(key)
+        creating = existing is None or existing["status"] == "archived"
+        refusal = self.refusal(
+            item, keys, needs if creating else (), require_merge=creating and not skip_merge
+        )
+        if refusal is not None:
+            return refusal
+        status = item.get("status") or (item.get("status_if_new") if creating else None)
         member = existing if existing is not None else self._new_member(email, status or "")
         self._apply(member, item, status)
         self.members[key] = member
@@ -266,36 +327,47 @@ class Audience:
         if member is None:
             return not_found()
         if not isinstance(body, dict):
-            return invalid("The resource submitted could not be validated.")
-        unknown = sorted(set(body) - PATCH_KEYS)
-        if unknown:
-            return invalid(
-                "The resource submitted could not be validated.",
-                [{"field": unknown[0], "message": "Unknown member property."}],
-            )
-        if "status" in body and body["status"] not in STATUSES:
-            return invalid(
-                "The resource submitted could not be validated.",
-                [{"field": "status", "message": f"Invalid status: {body['status']!r}"}],
-            )
+            return invalid(UNVALIDATED)
+        refusal = self.refusal(body, PATCH_KEYS)
+        if refusal is not None:
+            return refusal.answer()
         email = body.get("email_address", member["email_address"])
-        if looks_fake(email):
-            return invalid(fake_email_message(email))
         new_key = subscriber_hash(email)
         if new_key != member["id"] and new_key in self.members:
             return 400, problem(400, "Member Exists", f"{email} is already a list member.", None)
-        problems = self.merge_problems(body.get("merge_fields", {}), require=False)
-        if problems:
-            return invalid(
-                "Your merge fields were invalid.",
-                [{"field": tag, "message": message} for tag, message in problems],
-            )
         del self.members[member["id"]]
         member["email_address"] = email
         member["id"] = new_key
         self._apply(member, body, body.get("status"))
         self.members[new_key] = member
         return 200, self.member_json(member)
+
+    def refusal(
+        self,
+        item: Mapping[str, Any],
+        keys: frozenset[str],
+        needs: tuple[str, ...] = (),
+        *,
+        require_merge: bool = False,
+    ) -> Refusal | None:
+        """Why Mailchimp refuses a member's data ``item``, if it does: a property outside
+        ``keys``, a fake ``email_address``, a status outside the enum, none of ``needs`` given
+        (a new member's status), merge field values it refuses or, with ``require_merge``,
+        required merge fields missing."""
+        unknown = sorted(set(item) - keys)
+        if unknown:
+            return Refusal(UNVALIDATED, unknown[0], "Unknown member property.")
+        if "email_address" in item and looks_fake(item["email_address"]):
+            return _fake_email(item["email_address"])
+        for name in ("status", "status_if_new"):
+            if name in item and item[name] not in STATUSES:
+                return Refusal(UNVALIDATED, name, f"Invalid {name}: {item[name]!r}")
+        if needs and not any(item.get(name) for name in needs):
+            return Refusal(UNVALIDATED, needs[0], f"A new member needs {' or '.join(needs)}.")
+        problems = self.merge_problems(item.get("merge_fields", {}), require=require_merge)
+        if problems:
+            return Refusal("Your merge fields were invalid.", *problems[0], tuple(problems))
+        return None
 
     def merge_problems(self, values: Any, *, require: bool) -> list[tuple[str, str]]:
         """``(tag, message)`` for each merge field value Mailchimp would refuse."""
@@ -316,7 +388,7 @@ class Audience:
 
     def _new_member(self, email: str, status: str) -> dict[str, Any]:
         self._web_id += 1
-        now = _now()
+        now = timestamp()
         return {
             "id": subscriber_hash(email),
             "email_address": email,
@@ -359,7 +431,7 @@ class Audience:
         if isinstance(item.get("location"), dict):
             member["location"].update(item["location"])
         member["merge_fields"].update(item.get("merge_fields", {}))
-        member["last_changed"] = _now()
+        member["last_changed"] = timestamp()
 
     def member_json(self, member: Mapping[str, Any]) -> dict[str, Any]:
         out = copy.deepcopy(dict(member))
