@@ -32,10 +32,10 @@ typecheck: $(STAMP)
 
 # Includes tests/e2e, which start a real Kubernetes control plane (tests/cluster.py); the first
 # run builds its binaries from source into SLUICE_CACHE (default ~/.cache/sluice), printing
-# its progress.
+# its progress. Those cluster tests run beside the others (tests/parallel.py).
 unit: $(STAMP)
 	@bash scripts/ensure-packages.sh
-	$(BIN)/pytest
+	$(BIN)/python -m tests.parallel
 
 bench: $(STAMP)
 	@status=0; for bench in benchmarks/bench_*.py; do \
