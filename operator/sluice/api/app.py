@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
@@ -62,15 +63,31 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 def plain_query(request: Request) -> None:
-    """Query parameters as the API documents them: each given once, and numbers in plain
-    decimal digits (the lax parsing behind them would take `1_0`, `+5` or ` 5`)."""
+    """Query parameters as the API documents them: only the endpoint's own (a mistyped
+    `limt=10` would otherwise be ignored, and the default served as if asked for), each given
+    once, and numbers in plain decimal digits (the lax parsing behind them would take `1_0`,
+    `+5` or ` 5`)."""
+    known = _documented_query_parameters(request)
     seen: set[str] = set()
     for name, value in request.query_params.multi_items():
+        if name not in known:
+            takes = f"takes {', '.join(known)}" if known else "takes no query parameter"
+            raise RaisedApiError(
+                bad_request(f"unknown query parameter {json.dumps(name)}: this endpoint {takes}")
+            )
         if name in seen:
             raise RaisedApiError(bad_request(f'query parameter "{name}" is repeated'))
         seen.add(name)
         if name in NUMBER_PARAMETERS and not _DIGITS.fullmatch(value):
             raise RaisedApiError(bad_request(QUERY_MESSAGES[name]))
+
+
+def _documented_query_parameters(request: Request) -> list[str]:
+    """The query parameters the OpenAPI document lists for the request's operation."""
+    route = request.scope.get("route")
+    paths = request.app.openapi().get("paths", {})
+    operation = paths.get(getattr(route, "path_format", ""), {}).get(request.method.lower(), {})
+    return [p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"]
 
 
 _BEARER = HTTPBearer(
