@@ -45,8 +45,8 @@ def person(i: int, **changes: Any) -> dict[str, Any]:
     return profile
 
 
-def people(count: int) -> dict[str, dict[str, Any]]:
-    return {f"p{i:05d}": person(i) for i in range(count)}
+def people(count: int, start: int = 0) -> dict[str, dict[str, Any]]:
+    return {f"p{i:05d}": person(i) for i in range(start, start + count)}
 
 
 def requests_to(target: Target, endpoints: tuple[str, ...]) -> int:
