@@ -1,6 +1,6 @@
-"""The integration tests' ``target``: a DuckDB or PostgreSQL warehouse and the HubSpot twin
-that a module serves as its ``hubspot`` fixture."""
+"""The integration tests' ``target`` (a DuckDB or PostgreSQL warehouse) and ``hubspot`` (the
+HubSpot twin it exports to; a module may serve its own)."""
 
-from tests.integration.conftest import target
+from tests.integration.conftest import hubspot, target
 
-__all__ = ["target"]
+__all__ = ["hubspot", "target"]
