@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.apps import http
+from sluice.twins.common import Fault, FaultKind
 from sluice.twins.serving import serve
 
 
@@ -39,7 +40,14 @@ class Twin(Protocol):
         *,
         path: str | None = None,
         after_apply: bool = False,
+        kind: FaultKind = "status",
+        retry_after: float | None = None,
+        seconds: float = 0.0,
     ) -> None: ...
+
+    def pending_faults(self) -> list[Fault]:
+        """The faults injected and not met yet."""
+        ...
 
     def force_rate_limit(self, count: int) -> None:
         """The next ``count`` API requests answer 429 exactly as the application does."""
@@ -81,8 +89,10 @@ class AppCase(Protocol):
     #: The output path that ``first_name`` is written to.
     first_name_path: str
     #: Request path fragments for fault injection (``fail_next(path=…)``): the requests that
-    #: write users, and those that look them up by email.
+    #: write users, those that create them only (the writes of a ``CreateOnly`` run, sent
+    #: after its lookups), and those that look them up by email.
     write_path: str
+    create_path: str
     lookup_path: str
     #: "METHOD /path" keys of ``twin.request_counts()`` for writes and for lookups.
     write_endpoints: tuple[str, ...]

@@ -42,6 +42,7 @@ class BrevoCase(TwinCase):
     first_name_path = "attributes.FIRSTNAME"
     # The twin matches faults against "METHOD /v3/path?query".
     write_path = "POST /v3/contacts"
+    create_path = write_path
     lookup_path = "identifierType=email_id"
     write_endpoints = (
         "POST /v3/contacts",

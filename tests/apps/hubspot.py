@@ -39,6 +39,7 @@ class HubSpotCase(TwinCase):
     )
     first_name_path = "contact.firstname"
     write_path = "/batch/"
+    create_path = "/batch/create"  # write_path matches batch reads too
     lookup_path = "/batch/read"
     write_endpoints = tuple(
         f"POST /crm/v3/objects/contacts/batch/{kind}" for kind in ("create", "update", "upsert")

@@ -28,6 +28,7 @@ class KlaviyoCase(TwinCase):
     )
     first_name_path = "first_name"
     write_path = "/api/profile-bulk-import-jobs"
+    create_path = write_path
     lookup_path = "/api/profiles"
     write_endpoints = ("POST /api/profile-bulk-import-jobs",)
     lookup_endpoints = ("GET /api/profiles",)

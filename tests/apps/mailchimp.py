@@ -58,6 +58,7 @@ class MailchimpCase(TwinCase):
     first_name_path = "merge_fields.FNAME"
     # The twin matches fault paths against "METHOD /path".
     write_path = f"POST {_AUDIENCE}"
+    create_path = write_path
     lookup_path = f"GET {_AUDIENCE}/members/"
     write_endpoints = (
         "POST /3.0/lists/{list_id}",

@@ -39,9 +39,11 @@ class MailerLiteCase(TwinCase):
         {"fields.name": "first_name", "fields.last_name": "last_name"}
     )
     first_name_path = "fields.name"
-    # Lookups and writes are sub-requests of MailerLite's batch endpoint.
-    write_path = "/api/batch"
-    lookup_path = "/api/batch"
+    # Lookups and writes are sub-requests of MailerLite's batch endpoint: the twin matches
+    # faults on a batch's first sub-request too (creates are POSTs, updates PUTs).
+    write_path = "/api/batch POST api/subscribers"
+    create_path = write_path
+    lookup_path = "/api/batch GET api/subscribers/"
     write_endpoints = ("POST /api/batch",)
     lookup_endpoints = ("POST /api/batch",)
     invalid_email = "not-an-email"

@@ -27,10 +27,12 @@ from starlette.routing import Route
 from sluice.apps.connector import ConnectorError, RateLimit
 from sluice.apps.http import (
     AppHttpClient,
+    MalformedAnswerError,
     OutcomeUnknownError,
     RateLimitHint,
     RetryPolicy,
     TokenBucket,
+    documented_json,
     parse_retry_after,
 )
 from tests.connector_runs import FakeTime
@@ -356,7 +358,9 @@ def test_a_lost_answer_is_retried_only_for_idempotent_requests(server, scripted)
         server[1], "POST", "/slow-create", request_options={"json_body": {}}, timeout=0.1
     )
     assert isinstance(outcome, OutcomeUnknownError)
-    assert str(outcome) == ("Test may or may not have processed POST /slow-create: ReadTimeout")
+    assert str(outcome) == (
+        "Test may or may not have processed POST /slow-create: ReadTimeout: no answer within 0.1 s"
+    )
 
 
 def test_a_not_processed_status_of_the_connector_is_retried_for_every_request(server, scripted):
@@ -527,3 +531,31 @@ def test_stats_serialise_for_the_run_summary(server, scripted):
         "waitedSeconds": 1.01,
     }
     assert client.stats.statuses == {429: 1, 200: 1}
+
+
+def answered(status: int, content: bytes) -> httpx.Response:
+    request = httpx.Request("POST", "https://api.example.com/v1/batch?x=1")
+    return httpx.Response(status, content=content, request=request)
+
+
+def test_a_documented_answer_is_read_with_its_lists():
+    body = documented_json("App", answered(200, b'{"results": [], "next": null}'), "results")
+    assert body == {"results": [], "next": None}
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"results": [{"id": "1"}', 'a body that is not JSON (cut short?): {"results": [{'),
+        (b"[]", "JSON that is not an object: []"),
+        (b'{"results": {}}', 'JSON without the list "results" and "errors" it documents: {'),
+        (b"", "a body that is not JSON (cut short?): (empty body)"),
+    ],
+)
+def test_an_answer_not_in_the_documented_shape_is_an_unknown_outcome(content, problem):
+    with pytest.raises(MalformedAnswerError) as raised:
+        documented_json("App", answered(201, content), "results", "errors")
+    assert isinstance(raised.value, OutcomeUnknownError) and raised.value.status_code == 201
+    assert str(raised.value).startswith(
+        f"App answered POST /v1/batch with 201 Created and {problem}"
+    )

@@ -507,6 +507,77 @@ def test_a_lost_response_still_applies_the_write(twin: HubSpotTwin, client: http
     assert again.status_code == 409
 
 
+@pytest.mark.parametrize("after_apply", [False, True])
+def test_a_reset_drops_the_connection_without_an_answer(
+    twin: HubSpotTwin, client: httpx.Client, after_apply: bool
+) -> None:
+    twin.fail_next(path="/batch/create", kind="reset", after_apply=after_apply)
+    with pytest.raises(httpx.RemoteProtocolError):
+        create(client, {"email": "reset@example.com"})
+    assert twin.contact_count() == (1 if after_apply else 0)
+    assert twin.request_counts() == {}  # no answer to count
+
+
+def test_a_slow_answer_comes_late_and_its_request_is_carried_out(
+    served: tuple[HubSpotTwin, str], twin: HubSpotTwin
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with httpx.Client(base_url=served[1], headers=headers, timeout=0.2) as impatient:
+        twin.fail_next(path="/batch/create", kind="slow", seconds=0.5, after_apply=True)
+        with pytest.raises(httpx.ReadTimeout):
+            create(impatient, {"email": "first@example.com"})
+        assert twin.contact_count() == 1  # carried out at once, answered late
+        twin.fail_next(path="/batch/create", kind="slow", seconds=0.5)
+        with pytest.raises(httpx.ReadTimeout):
+            create(impatient, {"email": "late@example.com"})
+        assert twin.contact_count() == 1
+    time.sleep(0.5)  # carried out once the seconds have passed, though nobody waits
+    assert twin.contact_count() == 2
+
+
+def test_a_spoiled_answer_keeps_its_status_and_content_type(
+    twin: HubSpotTwin, client: httpx.Client
+) -> None:
+    twin.fail_next(path="/batch/create", kind="truncated", after_apply=True)
+    twin.fail_next(path="/batch/create", kind="wrong-shape", after_apply=True)
+    truncated = create(client, {"email": "a@example.com"})
+    shapeless = create(client, {"email": "b@example.com"})
+    whole = create(client, {"email": "c@example.com"})
+    for spoiled in (truncated, shapeless):
+        assert spoiled.status_code == whole.status_code == 201
+        assert spoiled.headers["content-type"] == whole.headers["content-type"]
+    assert whole.content.startswith(truncated.content[:20])
+    assert len(whole.content) // 2 - 10 < len(truncated.content) < len(whole.content) // 2 + 10
+    assert shapeless.json() == {}
+    assert twin.contact_count() == 3
+
+
+def test_a_status_fault_may_say_when_to_retry(twin: HubSpotTwin, client: httpx.Client) -> None:
+    twin.fail_next(2, 429, retry_after=1.5)
+    assert client.get("/crm/v3/properties/contacts").headers["retry-after"] == "1.5"
+    assert "retry-after" in client.get("/crm/v3/properties/contacts").headers
+    twin.fail_next(1, 429)
+    assert "retry-after" not in client.get("/crm/v3/properties/contacts").headers
+
+
+def test_faults_that_make_no_sense_are_refused(
+    served: tuple[HubSpotTwin, str], twin: HubSpotTwin
+) -> None:
+    for wrong in (
+        {"kind": "truncated"},  # spoils an answer: needs after_apply
+        {"kind": "slow"},  # without seconds
+        {"kind": "reset", "retry_after": 1.0},
+        {"kind": "garbled"},
+    ):
+        with pytest.raises(ValueError):
+            twin.fail_next(**wrong)
+    admin = httpx.post(served[1] + "/_twin/faults", json={"kind": "slow", "seconds": 0})
+    assert admin.status_code == 400 and "seconds" in admin.json()["error"]
+    fault = {"kind": "slow", "seconds": 2, "afterApply": True, "path": "/batch/"}
+    listed = httpx.post(served[1] + "/_twin/faults", json=fault).json()["faults"]
+    assert listed == [{**fault, "status": 503, "count": 1, "retryAfter": None}]
+
+
 def test_added_latency(twin: HubSpotTwin, client: httpx.Client) -> None:
     twin.set_latency(0.2)
     started = time.monotonic()

@@ -234,3 +234,12 @@ def test_a_fault_after_apply_loses_only_the_answer(twin, api):
     request = {"method": "POST", "path": "api/subscribers", "body": {"email": "l@example.com"}}
     assert api.post("/batch", json={"requests": [request]}).status_code == 502
     assert twin.subscriber_count() == 1
+
+
+def test_a_fault_aims_at_batches_by_their_first_sub_request(twin, api):
+    twin.fail_next(1, 503, path="/api/batch POST api/subscribers")
+    lookup = {"method": "GET", "path": "api/subscribers/l@example.com"}
+    create = {"method": "POST", "path": "api/subscribers", "body": {"email": "l@example.com"}}
+    assert api.post("/batch", json={"requests": [lookup]}).status_code == 200
+    assert api.post("/batch", json={"requests": [create]}).status_code == 503
+    assert twin.subscriber_count() == 0

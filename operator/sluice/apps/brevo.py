@@ -703,6 +703,8 @@ def _api_key(credentials: Mapping[str, str]) -> str:
     return key
 
 
-def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> BrevoConnector:
+def connect(
+    settings: Mapping[str, Any], credentials: Mapping[str, str], **hooks: Unpack[ClientHooks]
+) -> BrevoConnector:
     """The :class:`~sluice.apps.connector.ConnectorFactory` of Brevo."""
-    return BrevoConnector(settings, credentials)
+    return BrevoConnector(settings, credentials, **hooks)

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from sluice.mapping import TimeLayouts
 from sluice.model.types import Type
+
+if TYPE_CHECKING:  # sluice.apps.http imports this module
+    from sluice.apps.http import ClientHooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +119,11 @@ class Connector(Protocol):
 
 class ConnectorFactory(Protocol):
     """Builds a connector from a Connection's settings and credentials (one value per key of
-    its Secret)."""
+    its Secret); tests add ``hooks`` for its HTTP client."""
 
     def __call__(
-        self, settings: Mapping[str, Any], credentials: Mapping[str, str]
+        self,
+        settings: Mapping[str, Any],
+        credentials: Mapping[str, str],
+        **hooks: Unpack[ClientHooks],
     ) -> Connector: ...

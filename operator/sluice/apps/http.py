@@ -69,6 +69,12 @@ class OutcomeUnknownError(ConnectorError):
         self.status_code = status_code
 
 
+class MalformedAnswerError(OutcomeUnknownError):
+    """A success whose body is not the JSON the application documents (cut short, or without
+    the members documented): what it did is unknown, as after a lost answer. A create is then
+    settled by lookup; anything else stops the run."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """When and how long to retry. Waits double from ``base_delay`` up to ``max_delay``, plus
@@ -203,9 +209,11 @@ class TokenBucket:
 
 class ClientHooks(TypedDict, total=False):
     """What tests give a connector to pass on to its :class:`AppHttpClient`: another retry
-    policy, fake time and randomness, a transport. A connector takes them as ``**hooks``."""
+    policy, a shorter timeout, fake time and randomness, a transport. A connector and its
+    factory take them as ``**hooks``."""
 
     retry: RetryPolicy
+    timeout: float
     clock: Clock
     wall_clock: Clock
     sleep: Sleep
@@ -438,6 +446,31 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def documented_json(app: str, response: httpx.Response, *lists: str) -> dict[str, Any]:
+    """The JSON object of a success answer, holding each member named in ``lists`` as a list;
+    a :class:`MalformedAnswerError` naming the application, the request and what is wrong,
+    in one line, when it is not."""
+    try:
+        body = decode_json(response.content)
+    except ValueError:
+        problem = "a body that is not JSON (cut short?)"
+    else:
+        if not isinstance(body, dict):
+            problem = "JSON that is not an object"
+        else:
+            missing = [f'"{name}"' for name in lists if not isinstance(body.get(name), list)]
+            if not missing:
+                return body
+            problem = f"JSON without the list {' and '.join(missing)} it documents"
+    request = response.request
+    excerpt = " ".join(response.text.split())[:100] or "(empty body)"
+    raise MalformedAnswerError(
+        f"{app} answered {request.method} {request.url.path} with "
+        f"{_status_text(response.status_code)} and {problem}: {excerpt}",
+        response.status_code,
+    )
 
 
 def default_error_message(response: httpx.Response) -> str:

@@ -49,6 +49,7 @@ from sluice.apps.http import (
     OutcomeUnknownError,
     RateLimitHint,
     RetryPolicy,
+    documented_json,
     json_object,
 )
 from sluice.apps.settings import credential, only_base_url
@@ -506,7 +507,7 @@ class HubSpotConnector:
         if response.status_code not in (200, 207):
             raise self._unexpected("reading contacts", response)
         # Inputs without a contact come back as OBJECT_NOT_FOUND errors: not an error here.
-        return _users(json_object(response).get("results"), name)
+        return _users(documented_json(APP, response, "results")["results"], name)
 
     async def _search(self, name: str, values: list[str]) -> list[AppUser]:
         users: list[AppUser] = []
@@ -531,8 +532,8 @@ class HubSpotConnector:
             )
             if response.status_code != 200:
                 raise self._unexpected("searching contacts", response)
-            page = json_object(response)
-            users += _users(page.get("results"), name)
+            page = documented_json(APP, response, "results")
+            users += _users(page["results"], name)
             after = _next_after(page)
             if after is None:
                 return users
@@ -671,7 +672,7 @@ class HubSpotConnector:
         status = response.status_code
         records = [record for record, _ in batch]
         if status in (200, 201, 207):
-            _map_batch(kind, records, json_object(response), results, match)
+            _map_batch(kind, records, documented_json(APP, response, "results"), results, match)
             return
         if status in _SPLIT_STATUSES:
             body = json_object(response)
@@ -827,6 +828,8 @@ def _access_token(credentials: Mapping[str, str]) -> str:
     return token
 
 
-def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> HubSpotConnector:
+def connect(
+    settings: Mapping[str, Any], credentials: Mapping[str, str], **hooks: Unpack[ClientHooks]
+) -> HubSpotConnector:
     """The :class:`~sluice.apps.connector.ConnectorFactory` of HubSpot."""
-    return HubSpotConnector(settings, credentials)
+    return HubSpotConnector(settings, credentials, **hooks)

@@ -46,6 +46,7 @@ from sluice.apps.http import (
     RateLimitHint,
     RetryPolicy,
     Sleep,
+    documented_json,
     json_object,
 )
 from sluice.apps.settings import credential, only_base_url
@@ -338,8 +339,8 @@ class KlaviyoConnector:
             response = await self.http.request("GET", path, params=params, group=group)
             if response.status_code != 200:
                 raise self._unexpected(action, response)
-            body = json_object(response)
-            for item in body.get("data") or []:
+            body = documented_json(APP, response, "data")
+            for item in body["data"]:
                 if isinstance(item, Mapping):
                     yield item
             cursor = _next_cursor(body)
@@ -699,6 +700,8 @@ def _private_key(credentials: Mapping[str, str]) -> str:
     return key
 
 
-def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> KlaviyoConnector:
+def connect(
+    settings: Mapping[str, Any], credentials: Mapping[str, str], **hooks: Unpack[ClientHooks]
+) -> KlaviyoConnector:
     """The :class:`~sluice.apps.connector.ConnectorFactory` of Klaviyo."""
-    return KlaviyoConnector(settings, credentials)
+    return KlaviyoConnector(settings, credentials, **hooks)

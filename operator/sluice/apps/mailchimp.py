@@ -41,6 +41,7 @@ from sluice.apps.http import (
     ClientHooks,
     OutcomeUnknownError,
     RetryPolicy,
+    documented_json,
     json_object,
 )
 from sluice.apps.settings import base_url, check_setting_names, credential
@@ -589,7 +590,8 @@ class MailchimpConnector:
             idempotent=update_existing,
         )
         if response.status_code == 200:
-            _map_batch(batch, json_object(response), results, update_existing)
+            body = documented_json(APP, response, "new_members", "updated_members", "errors")
+            _map_batch(batch, body, results, update_existing)
             return
         if response.status_code == 404:
             raise self._missing_audience(response)
@@ -692,6 +694,8 @@ def _settings(settings: Mapping[str, Any], data_centre: str) -> tuple[str, str]:
     return audience, base_url(APP, settings, f"https://{data_centre}.api.mailchimp.com/3.0")
 
 
-def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> MailchimpConnector:
+def connect(
+    settings: Mapping[str, Any], credentials: Mapping[str, str], **hooks: Unpack[ClientHooks]
+) -> MailchimpConnector:
     """The :class:`~sluice.apps.connector.ConnectorFactory` of Mailchimp."""
-    return MailchimpConnector(settings, credentials)
+    return MailchimpConnector(settings, credentials, **hooks)

@@ -43,6 +43,7 @@ from sluice.apps.http import (
     OutcomeUnknownError,
     RateLimitHint,
     RetryPolicy,
+    documented_json,
 )
 from sluice.apps.settings import credential, only_base_url
 from sluice.fastjson import decode_json
@@ -553,9 +554,8 @@ class MailerLiteConnector:
             idempotent=idempotent,
             group="import" if imports else None,
         )
-        body = _json_body(response)
-        if response.status_code == 200 and isinstance(body, Mapping):
-            listed = body.get("responses")
+        if response.status_code == 200:
+            listed = documented_json(APP, response).get("responses")
             answers = [
                 _Answer(_int(str(a.get("code"))), a.get("body"))
                 for a in (listed if isinstance(listed, list) else [])
@@ -564,7 +564,7 @@ class MailerLiteConnector:
             answers = answers[: len(requests)]
             return answers + [_Answer(None, None)] * (len(requests) - len(answers))
         if refused_as_whole and 400 <= response.status_code < 500:
-            return [_Answer(response.status_code, body)] * len(requests)
+            return [_Answer(response.status_code, _json_body(response))] * len(requests)
         raise self._unexpected(f"a batch of {len(requests)} requests", response)
 
     def _unexpected(self, action: str, response: httpx.Response) -> ConnectorError:
@@ -605,6 +605,8 @@ def _api_token(credentials: Mapping[str, str]) -> str:
     return token
 
 
-def connect(settings: Mapping[str, Any], credentials: Mapping[str, str]) -> MailerLiteConnector:
+def connect(
+    settings: Mapping[str, Any], credentials: Mapping[str, str], **hooks: Unpack[ClientHooks]
+) -> MailerLiteConnector:
     """The :class:`~sluice.apps.connector.ConnectorFactory` of MailerLite."""
-    return MailerLiteConnector(settings, credentials)
+    return MailerLiteConnector(settings, credentials, **hooks)

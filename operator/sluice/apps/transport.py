@@ -47,7 +47,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except aiohttp.ClientConnectorError as err:
             raise httpx.ConnectError(str(err), request=request) from err
         except TimeoutError as err:
-            raise httpx.ReadTimeout("", request=request) from err
+            message = f"no answer within {self._timeout.total:g} s"
+            raise httpx.ReadTimeout(message, request=request) from err
         except aiohttp.ClientError as err:
             raise httpx.ReadError(f"{type(err).__name__}: {err}", request=request) from err
         return httpx.Response(

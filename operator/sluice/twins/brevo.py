@@ -19,7 +19,6 @@ implements, and which documented Brevo behaviour each part follows, is in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import math
 import sys
@@ -191,34 +190,33 @@ def _api(endpoint: str, operation: Operation, *, group: str = "contacts") -> Any
         # Faults match "METHOD /v3/path?query": a test can aim at creates ("POST /v3/contacts")
         # apart from lookups ("identifierType=email_id").
         query = request.url.query
-        latency, fault = twin.take_fault(
-            f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
+        answer = await twin.answer(
+            request,
+            f"{request.method} {request.url.path}" + (f"?{query}" if query else ""),
+            lambda: perform(twin, request),
+            _fault,
         )
-        if latency:
-            await asyncio.sleep(latency)
-        if fault is not None and not fault.after_apply:
-            return twin.counted(endpoint, _fault(fault.status))
+        return twin.counted(endpoint, answer)
+
+    async def perform(twin: BrevoTwin, request: Request) -> Response:
         key = request.headers.get("api-key")
         with twin.lock:
             accepted = twin.credential is not None and key == twin.credential
             admitted, headers = twin.limiter.admit(group) if accepted else (True, {})
         if not accepted:
-            return twin.counted(endpoint, json_response(401, _UNAUTHORIZED))
+            return json_response(401, _UNAUTHORIZED)
         if not admitted:
-            return twin.counted(endpoint, json_response(429, _RATE_LIMITED, headers))
+            return json_response(429, _RATE_LIMITED, headers)
         body: Any = None
         if request.method in ("POST", "PUT"):
             raw = await request.body()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                answer = json_response(400, error("bad_request", "Invalid JSON body"), headers)
-                return twin.counted(endpoint, answer)
+                return json_response(400, error("bad_request", "Invalid JSON body"), headers)
         with twin.lock:
             status, result = operation(twin, request, body)
-        if fault is not None:
-            return twin.counted(endpoint, _fault(fault.status))
-        return twin.counted(endpoint, json_response(status, result, headers))
+        return json_response(status, result, headers)
 
     return handle
 

@@ -1,47 +1,113 @@
 """What every twin shares: injected faults, request statistics, token revocation and the
 twin's lock (:class:`TwinControls`), and JSON answers.
 
-A twin is one application account. Its HTTP face checks, for every API request, in this order:
-an injected fault or latency (:meth:`TwinControls.take_fault`), the credential, the application's
-rate limit, then the operation, under :attr:`TwinControls.lock`; and counts it
-(:meth:`TwinControls.counted`) in ``stats()["requests"]``.
+A twin is one application account. Its HTTP face answers every API request through
+:meth:`TwinControls.answer`: the injected latency and fault first, then (unless the fault stands
+in for it) the credential, the application's rate limit and the operation, under
+:attr:`TwinControls.lock`; and counts the answer (:meth:`TwinControls.counted`) in
+``stats()["requests"]``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+FaultKind = Literal["status", "reset", "slow", "truncated", "wrong-shape"]
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+#: Kinds that spoil the answer of a request carried out: they need ``after_apply``.
+_SPOILING: frozenset[FaultKind] = frozenset({"truncated", "wrong-shape"})
 
 
 @dataclass(slots=True)
 class Fault:
-    """The next ``count`` requests whose path contains ``path`` (all when None) answer
-    ``status``; with ``after_apply`` the request is carried out first and its answer lost."""
+    """What the next ``count`` requests whose path contains ``path`` (all when None) meet, by
+    ``kind``:
+
+    - ``status``: the twin's error answer with ``status``, and ``Retry-After: retry_after``
+      when that is given;
+    - ``reset``: no answer, the connection dropped;
+    - ``slow``: the answer ``seconds`` late;
+    - ``truncated``: the answer's body cut in half, its status and content type kept;
+    - ``wrong-shape``: the answer's JSON body replaced by ``{}``, its status kept.
+
+    Without ``after_apply`` the request is not carried out (a ``slow`` one is, once the
+    ``seconds`` have passed); with it the request is carried out first and only its answer
+    meets the fault. ``truncated`` and ``wrong-shape`` spoil an answer, so they need it.
+    """
 
     status: int
     count: int
     path: str | None = None
     after_apply: bool = False
+    kind: FaultKind = "status"
+    retry_after: float | None = None
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f'unknown fault kind "{self.kind}" (kinds: {", ".join(FAULT_KINDS)})')
+        if self.kind in _SPOILING and not self.after_apply:
+            raise ValueError(
+                f"a {self.kind} fault spoils the answer of a request carried out, "
+                "so it needs after_apply"
+            )
+        if self.kind == "slow" and self.seconds <= 0:
+            raise ValueError("a slow answer needs seconds > 0")
+        if self.retry_after is not None and self.kind != "status":
+            raise ValueError("retry_after goes with a status fault only")
 
     def matches(self, path: str) -> bool:
         return self.path is None or self.path in path
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "status": self.status,
             "count": self.count,
             "path": self.path,
             "afterApply": self.after_apply,
+            "retryAfter": self.retry_after,
+            "seconds": self.seconds,
         }
+
+
+class DroppedConnection(Response):
+    """No answer: the status line and headers announce a body that never comes, and the app
+    returns, so uvicorn closes the connection, logging that the answer was left unfinished (an
+    ASGI app cannot reach the socket to close it sooner, and one that raises before answering
+    gets a 500 sent for it). Clients read no answer: aiohttp raises ``ClientPayloadError``,
+    httpx ``RemoteProtocolError``."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=200, headers={"content-length": "2"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+
+
+def _spoiled(response: Response, kind: FaultKind) -> Response:
+    """``response`` with its body truncated or replaced by ``{}``; a bodiless one as it is."""
+    body = bytes(response.body)
+    if not body:
+        return response
+    headers = {k: v for k, v in response.headers.items() if k != "content-length"}
+    spoiled = body[: len(body) // 2] if kind == "truncated" else b"{}"
+    return Response(spoiled, status_code=response.status_code, headers=headers)
 
 
 class Faults:
@@ -132,16 +198,21 @@ class TwinControls(Generic[Limiter]):
         *,
         path: str | None = None,
         after_apply: bool = False,
+        kind: FaultKind = "status",
+        retry_after: float | None = None,
+        seconds: float = 0.0,
     ) -> None:
         """The next ``count`` requests whose path contains ``path`` answer ``status``. With
         ``after_apply`` they are carried out first and only the answer is replaced: a response
-        lost on the way back."""
+        lost on the way back. Another ``kind`` drops the connection, answers ``seconds`` late,
+        or spoils the answer's body (:class:`Fault`)."""
+        fault = Fault(status, count, path, after_apply, kind, retry_after, seconds)
         with self.lock:
-            self.faults.queue.append(Fault(status, count, path, after_apply))
+            self.faults.queue.append(fault)
 
     def pending_faults(self) -> list[Fault]:
         with self.lock:
-            return [Fault(f.status, f.count, f.path, f.after_apply) for f in self.faults.queue]
+            return [dataclasses.replace(f) for f in self.faults.queue]
 
     def set_latency(self, seconds: float) -> None:
         """Delay every API request by ``seconds`` before it is handled."""
@@ -153,6 +224,38 @@ class TwinControls(Generic[Limiter]):
         with self.lock:
             return self.faults.latency, self.faults.take(path) if self.faults.queue else None
 
+    async def answer(
+        self,
+        request: Request,
+        path: str,
+        perform: Callable[[], Awaitable[Response]],
+        error: Callable[[int], Response],
+    ) -> Response:
+        """The answer to ``request``, whose faults match ``path``: ``perform()``'s (credential,
+        rate limit, operation), after the added latency and as the fault the request meets
+        makes it; ``error(status)`` is the twin's answer to a status fault."""
+        # Received whole first, as a server does: a slow request is carried out even when its
+        # client has stopped waiting (Starlette would read the body from a closed connection).
+        await request.body()
+        latency, fault = self.take_fault(path)
+        if latency:
+            await asyncio.sleep(latency)
+        if fault is None:
+            return await perform()
+        performed = await perform() if fault.after_apply else None
+        if fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+            return performed if performed is not None else await perform()
+        if fault.kind == "reset":
+            return DroppedConnection()
+        if fault.kind == "status":
+            refusal = error(fault.status)
+            if fault.retry_after is not None:
+                refusal.headers["Retry-After"] = f"{fault.retry_after:g}"
+            return refusal
+        assert performed is not None  # a spoiling kind comes with after_apply
+        return _spoiled(performed, fault.kind)
+
     def revoke_token(self) -> None:
         """Every request from now on is refused, as after the credential was revoked."""
         with self.lock:
@@ -163,8 +266,10 @@ class TwinControls(Generic[Limiter]):
             self.credential = self._credential
 
     def counted(self, endpoint: str, response: Response) -> Response:
-        with self.lock:
-            self._stats.count(endpoint, response.status_code)
+        """``response``, counted as an answer of ``endpoint`` (a dropped connection has none)."""
+        if not isinstance(response, DroppedConnection):
+            with self.lock:
+                self._stats.count(endpoint, response.status_code)
         return response
 
     def request_counts(self) -> dict[str, dict[str, int]]:
@@ -220,11 +325,15 @@ def admin_endpoint(action: AdminAction) -> Callable[[Request], Any]:
 
 
 def _add_fault(twin: Any, body: dict[str, Any], request: Request) -> Any:
+    retry_after = body.get("retryAfter")
     twin.fail_next(
         int(body.get("count", 1)),
         int(body.get("status", 503)),
         path=body.get("path"),
         after_apply=bool(body.get("afterApply", False)),
+        kind=body.get("kind", "status"),
+        retry_after=None if retry_after is None else float(retry_after),
+        seconds=float(body.get("seconds", 0)),
     )
     return {"faults": [f.to_json() for f in twin.pending_faults()]}
 

@@ -3,7 +3,6 @@ the twin's own admin routes under ``/_twin/``."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,9 @@ def _respond(status: int, body: Any, headers: dict[str, str] | None = None) -> R
     return Response(_encode(body), status_code=status, headers=headers, media_type=_JSON)
 
 
-def _fault_body(status: int) -> dict[str, Any]:
-    return error_body("INTERNAL_ERROR", f"The twin answered {status} on purpose (injected fault)")
+def _fault(status: int) -> Response:
+    body = error_body("INTERNAL_ERROR", f"The twin answered {status} on purpose (injected fault)")
+    return _respond(status, body)
 
 
 Operation = Callable[["HubSpotTwin", Request, Any], Answer]
@@ -52,35 +52,30 @@ def _api(name: str, operation: Operation, *, method: str, search: bool = False) 
 
     async def handle(request: Request) -> Response:
         twin: HubSpotTwin = request.app.state.twin
-        path = request.url.path
+        answer = await twin.answer(
+            request, request.url.path, lambda: perform(twin, request), _fault
+        )
+        return twin.counted(endpoint, answer)
+
+    async def perform(twin: HubSpotTwin, request: Request) -> Response:
         object_type = request.path_params.get("object_type", "contacts")
-        latency, fault = twin.take_fault(path)
-        if latency:
-            await asyncio.sleep(latency)
-        if fault is not None and not fault.after_apply:
-            return twin.counted(endpoint, _respond(fault.status, _fault_body(fault.status)))
         authorization = request.headers.get("authorization")
         if authorization is None:
-            return twin.counted(
-                endpoint,
-                _respond(401, error_body("INVALID_AUTHENTICATION", _MISSING_CREDENTIALS)),
-            )
+            return _respond(401, error_body("INVALID_AUTHENTICATION", _MISSING_CREDENTIALS))
         scheme, _, token = authorization.partition(" ")
         accepted = twin.credential
         if scheme.lower() != "bearer" or accepted is None or token.strip() != accepted:
-            return twin.counted(
-                endpoint, _respond(401, error_body("INVALID_AUTHENTICATION", _BAD_TOKEN))
-            )
+            return _respond(401, error_body("INVALID_AUTHENTICATION", _BAD_TOKEN))
         with twin.lock:
             refused, headers = twin.limiter.admit(search)
         if refused is not None:
-            return twin.counted(endpoint, _respond(429, rate_limit_body(refused), headers))
+            return _respond(429, rate_limit_body(refused), headers)
         if object_type not in _CONTACT_TYPES:
             answer: Answer = (
                 400,
                 error_body("VALIDATION_ERROR", f"Unable to infer object type from: {object_type}"),
             )
-            return twin.counted(endpoint, _respond(*answer, headers))
+            return _respond(*answer, headers)
         body: Any = None
         if wants_body:
             raw = await request.body()
@@ -88,14 +83,11 @@ def _api(name: str, operation: Operation, *, method: str, search: bool = False) 
                 body = json.loads(raw) if raw else {}
             except ValueError as bad:
                 answer = 400, error_body("VALIDATION_ERROR", f"Invalid input JSON: {bad}")
-                return twin.counted(endpoint, _respond(*answer, headers))
+                return _respond(*answer, headers)
         with twin.lock:
             status, result = operation(twin, request, body)
             encoded = _encode(result)
-        if fault is not None:
-            status, encoded = fault.status, _encode(_fault_body(fault.status))
-        response = Response(encoded, status_code=status, headers=headers, media_type=_JSON)
-        return twin.counted(endpoint, response)
+        return Response(encoded, status_code=status, headers=headers, media_type=_JSON)
 
     return handle
 

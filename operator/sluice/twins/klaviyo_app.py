@@ -8,7 +8,6 @@ the request's media type, then the operation under the twin's lock.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -22,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault, admin_endpoint, admin_routes, json_response
+from sluice.twins.common import admin_endpoint, admin_routes, json_response
 from sluice.twins.klaviyo_state import Answer, Job, RefusedError, errors, invalid
 
 if TYPE_CHECKING:
@@ -113,14 +112,15 @@ def _api(name: str, operation: Operation, *, method: str, tier: Tier) -> Any:
 
     async def handle(request: Request) -> Response:
         twin: KlaviyoTwin = request.app.state.twin
-        latency, fault = twin.take_fault(request.url.path)
-        if latency:
-            await asyncio.sleep(latency)
-        if fault is not None and not fault.after_apply:
-            return twin.counted(endpoint, _fault(fault))
+        answer = await twin.answer(
+            request, request.url.path, lambda: perform(twin, request), _fault
+        )
+        return twin.counted(endpoint, answer)
+
+    async def perform(twin: KlaviyoTwin, request: Request) -> Response:
         refused = _authenticate(twin, request)
         if refused is not None:
-            return twin.counted(endpoint, _respond(*refused))
+            return _respond(*refused)
         revision = request.headers.get("revision")
         if revision is None or not _REVISION.match(revision.strip()):
             what = "missing" if revision is None else f"invalid ({revision!r})"
@@ -128,11 +128,11 @@ def _api(name: str, operation: Operation, *, method: str, tier: Tier) -> Any:
                 f"The revision header is {what}; send the API revision as YYYY-MM-DD.",
                 parameter="revision",
             )
-            return twin.counted(endpoint, _respond(*answer))
+            return _respond(*answer)
         with twin.lock:
             admitted, headers = twin.limiter.admit(name, tier)
         if not admitted:
-            return twin.counted(endpoint, _throttled(headers))
+            return _throttled(headers)
         body: Any = None
         size = 0
         if method == "POST":
@@ -144,32 +144,28 @@ def _api(name: str, operation: Operation, *, method: str, tier: Tier) -> Any:
                     "Unsupported media type.",
                     f'Unsupported media type "{media}" in request.',
                 )
-                return twin.counted(endpoint, _respond(*answer, headers))
+                return _respond(*answer, headers)
             raw = await request.body()
             size = len(raw)
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 answer = errors(400, "parse_error", "Malformed request.", "JSON parse error.")
-                return twin.counted(endpoint, _respond(*answer, headers))
+                return _respond(*answer, headers)
         with twin.lock:
             try:
                 status, result = operation(twin, request, body, size)
             except RefusedError as refusal:
                 status, result = refusal.answer
-            response = _respond(status, result, headers)
-        if fault is not None:
-            response = _fault(fault)
-        return twin.counted(endpoint, response)
+            return _respond(status, result, headers)
 
     return handle
 
 
-def _fault(fault: Fault) -> Response:
-    status, body = errors(
-        fault.status, "error", "A server error occurred.", "The twin failed on purpose."
+def _fault(status: int) -> Response:
+    return _respond(
+        *errors(status, "error", "A server error occurred.", "The twin failed on purpose.")
     )
-    return _respond(status, body)
 
 
 def _authenticate(twin: KlaviyoTwin, request: Request) -> Answer | None:

@@ -34,7 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
-from sluice.twins.common import Fault, TwinControls, admin_endpoint, admin_routes, json_response
+from sluice.twins.common import TwinControls, admin_endpoint, admin_routes, json_response
 from sluice.twins.mailchimp_batches import Batch, BatchQueue
 from sluice.twins.mailchimp_batches import Operation as BatchOperation
 from sluice.twins.mailchimp_state import (
@@ -241,20 +241,22 @@ def _api(endpoint: str, operation: Operation, method: str) -> Callable[[Request]
         twin: MailchimpTwin = request.app.state.twin
         refused = twin.admit()
         try:
-            latency, fault = twin.take_fault(f"{request.method} {request.url.path}")
-            if latency:
-                await asyncio.sleep(latency)
-            if fault is not None and not fault.after_apply:
-                return twin.counted(name, _respond(*_fault_answer(fault)))
-            answer = twin.authorized(request.headers.get("authorization")) or refused
-            if answer is None:
-                raw = await request.body() if method in _WITH_BODY else b""
-                answer = _perform(twin, request, operation, raw)
-            if fault is not None:
-                answer = _fault_answer(fault)
-            return twin.counted(name, _respond(*answer))
+            response = await twin.answer(
+                request,
+                f"{request.method} {request.url.path}",
+                lambda: perform(twin, request, refused),
+                _fault,
+            )
+            return twin.counted(name, response)
         finally:
             twin.leave()
+
+    async def perform(twin: MailchimpTwin, request: Request, refused: Answer | None) -> Response:
+        answer = twin.authorized(request.headers.get("authorization")) or refused
+        if answer is None:
+            raw = await request.body() if method in _WITH_BODY else b""
+            answer = _perform(twin, request, operation, raw)
+        return _respond(*answer)
 
     return handle
 
@@ -277,9 +279,12 @@ def _perform(twin: MailchimpTwin, request: Request, operation: Operation, raw: b
         return operation(twin, request, body)
 
 
-def _fault_answer(fault: Fault) -> Answer:
-    return fault.status, problem(
-        fault.status, "Internal Server Error", "The twin answered this on purpose (injected fault)"
+def _fault(status: int) -> Response:
+    return _respond(
+        status,
+        problem(
+            status, "Internal Server Error", "The twin answered this on purpose (injected fault)"
+        ),
     )
 
 

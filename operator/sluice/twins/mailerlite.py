@@ -17,7 +17,6 @@ implements, and which documented MailerLite behaviour each part follows, is in
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.twins.common import Fault, TwinControls, admin_endpoint, admin_routes, encode_json
+from sluice.twins.common import TwinControls, admin_endpoint, admin_routes, encode_json
 from sluice.twins.mailerlite_state import Account, Answer, RateLimiter, is_import
 from sluice.twins.serving import parse_listen, run_process, serve
 
@@ -133,8 +132,22 @@ def _respond(answer: Answer, headers: Mapping[str, str] | None = None) -> Respon
     return Response(content, status_code=status, headers=dict(headers or {}), media_type=_JSON)
 
 
-def _fault_answer(fault: Fault) -> Answer:
-    return fault.status, {"message": "Server Error"}
+async def _fault_path(request: Request) -> str:
+    """What faults match: the path, and for a batch its first sub-request's method and path
+    (``/api/batch GET api/subscribers/ada@example.com``), so that a test can aim at lookups
+    apart from writes, which share the endpoint."""
+    path = request.url.path
+    if path != "/api/batch":
+        return path
+    try:
+        first = json.loads(await request.body())["requests"][0]
+        return f"{path} {first['method']} {first['path']}"
+    except (ValueError, LookupError, TypeError):
+        return path
+
+
+def _fault(status: int) -> Response:
+    return _respond((status, {"message": "Server Error"}))
 
 
 def _api(endpoint: str, operation: Operation, method: str) -> Callable[[Request], Any]:
@@ -144,29 +157,28 @@ def _api(endpoint: str, operation: Operation, method: str) -> Callable[[Request]
 
     async def handle(request: Request) -> Response:
         twin: MailerLiteTwin = request.app.state.twin
-        latency, fault = twin.take_fault(request.url.path)
-        if latency:
-            await asyncio.sleep(latency)
-        if fault is not None and not fault.after_apply:
-            return twin.counted(name, _respond(_fault_answer(fault)))
+        answer = await twin.answer(
+            request, await _fault_path(request), lambda: perform(twin, request), _fault
+        )
+        return twin.counted(name, answer)
+
+    async def perform(twin: MailerLiteTwin, request: Request) -> Response:
         with twin.lock:
             if not twin.authorized(request.headers.get("authorization")):
-                return twin.counted(name, _respond((401, {"message": "Unauthenticated."})))
+                return _respond((401, {"message": "Unauthenticated."}))
             refused, headers = twin.limiter.admit()
         if refused is not None:
-            return twin.counted(name, _respond(refused, headers))
+            return _respond(refused, headers)
         body: Any = None
         if method in ("POST", "PUT"):
             raw = await request.body()
             try:
                 body = json.loads(raw) if raw else None
             except ValueError:
-                return twin.counted(name, _respond((400, {"message": "Malformed JSON."}), headers))
+                return _respond((400, {"message": "Malformed JSON."}), headers)
         with twin.lock:
             answer = operation(twin, request, body)
-        if fault is not None:
-            answer = _fault_answer(fault)
-        return twin.counted(name, _respond(answer, headers))
+        return _respond(answer, headers)
 
     return handle
 
