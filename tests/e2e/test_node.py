@@ -38,6 +38,8 @@ NAMESPACE = "marketing"
 PIPELINE = "export-customers"
 TOKEN = "pat-node-e2e"
 API_KEY = "api_marketing_node_e2e"
+#: In the warehouse DSN the Secret holds (the harness's PostgreSQL trusts the pods' subnet).
+WAREHOUSE_PASSWORD = "pw-node-e2e-warehouse"
 RESTRICTED = "pod-security.kubernetes.io/enforce=restricted"
 RUN_TIMEOUT = 240.0
 
@@ -97,7 +99,7 @@ def warehouse() -> Iterator[Warehouse]:
     ):
         local = sa.make_url(url).set(drivername="postgresql")
         yield Warehouse(
-            dsn=local.set(host=GATEWAY).render_as_string(False),
+            dsn=local.set(host=GATEWAY, password=WAREHOUSE_PASSWORD).render_as_string(False),
             local_dsn=local.render_as_string(False),
         )
 
@@ -390,6 +392,30 @@ def test_functions_run_in_their_sandbox_in_the_restricted_export_pods(
     assert contacts["person1@example.com"]["country"] == "FR (Europe)"
     assert contacts["person1@example.com"]["lastname"] == "LAST1"
     assert sorted(contacts) == sorted(everyone)
+
+
+def test_no_secret_shows_in_the_cluster_outside_its_secrets(installed: Installed) -> None:
+    """After the runs above: ConfigMaps, the resources and their status, Events, Jobs, CronJobs,
+    Pods (their termination messages) and the logs of the operator and of every export pod
+    hold neither the token, nor the API key, nor the warehouse password."""
+    kinds = "configmaps,workspaces,connections,exportpipelines,events,jobs,cronjobs,pods"
+    seen = {"the cluster's objects": installed.kubectl("get", kinds, "-A", "-o", "json")}
+    for namespace in (SYSTEM_NAMESPACE, NAMESPACE):
+        for pod in installed.get("pods", "-n", namespace)["items"]:
+            name = pod["metadata"]["name"]
+            seen[f"the logs of {namespace}/{name}"] = installed.kubectl(
+                "logs", name, "-n", namespace, "--all-containers", check=False
+            )
+    assert any(NAMESPACE in place for place in seen), "no export pod left to read the logs of"
+    assert '"terminated"' in seen["the cluster's objects"]  # the export pods' termination
+    secrets = {"token": TOKEN, "API key": API_KEY, "warehouse password": WAREHOUSE_PASSWORD}
+    hits = [
+        f"the {name} in {place}"
+        for place, text in seen.items()
+        for name, secret in secrets.items()
+        if secret in text
+    ]
+    assert hits == []
 
 
 def test_helm_upgrade_rolls_the_operator_and_leaves_pipelines_alone(installed: Installed) -> None:
