@@ -32,7 +32,8 @@ typecheck: $(STAMP)
 
 # Includes tests/e2e, which start a real Kubernetes control plane (tests/cluster.py); the first
 # run builds its binaries from source into SLUICE_CACHE (default ~/.cache/sluice), printing
-# its progress. Those cluster tests run beside the others (tests/parallel.py).
+# its progress. Those cluster tests, and tests/reliability, run beside the others
+# (tests/parallel.py).
 unit: $(STAMP)
 	@bash scripts/ensure-packages.sh
 	$(BIN)/python -m tests.parallel

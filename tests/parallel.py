@@ -1,15 +1,16 @@
-"""The whole suite as `make test` runs it: two pytest processes side by side.
+"""The whole suite as `make test` runs it: three pytest processes side by side.
 
-- **cluster**: the tests of a real control plane, node, image and chart (:data:`CLUSTER_PATHS`).
-  They spend most of their time waiting on Kubernetes' own processes, and on a fresh machine on
-  building them; their output goes to ``build/test-cluster.log``, printed whole once they end.
+- **cluster**: the tests of a real control plane, node, image and chart. They spend most of their
+  time waiting on Kubernetes' own processes, and on a fresh machine on building them.
+- **reliability**: tests/reliability, faults and fuzzing, long and self-contained.
 - **the rest**: everything else, its output on the terminal as it comes.
 
-Side by side, the two keep both cores busy where one run would wait. Each has its own PostgreSQL
+The first two write to ``build/test-<name>.log``, printed whole once they end. Side by side, the
+three keep both cores busy where one run would wait. Each process has its own PostgreSQL
 (tests/postgres.py picks free ports); builds shared through the cache wait for each other
-(tests/cluster.py's file lock). Exits with the first non-zero status of the two.
+(tests/cluster.py's file lock). Exits with the first non-zero status.
 
-    .venv/bin/python -m tests.parallel [pytest options, given to both]
+    .venv/bin/python -m tests.parallel [pytest options, given to each]
 """
 
 from __future__ import annotations
@@ -21,47 +22,61 @@ from pathlib import Path
 from types import FrameType
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTER_PATHS = ("tests/e2e", "tests/image", "tests/chart")
-LOG = ROOT / "build" / "test-cluster.log"
-#: How often, once the rest has ended, the cluster tests' latest line is shown.
+#: The groups run beside the rest, by name: their test paths.
+BESIDE = {
+    "cluster": ("tests/e2e", "tests/image", "tests/chart"),
+    "reliability": ("tests/reliability",),
+}
+#: How often, once the rest has ended, the latest line of a group still running is shown.
 PROGRESS_SECONDS = 30.0
 
 
+def log_of(name: str) -> Path:
+    return ROOT / "build" / f"test-{name}.log"
+
+
 def main(options: list[str]) -> int:
-    LOG.parent.mkdir(exist_ok=True)
+    log_of("").parent.mkdir(exist_ok=True)
     pytest = [sys.executable, "-m", "pytest", *options]
-    print(f"cluster tests ({', '.join(CLUSTER_PATHS)}) run beside the others; log: {LOG}")
-    with LOG.open("w", encoding="utf-8") as log:
-        cluster = subprocess.Popen(
-            [*pytest, *CLUSTER_PATHS], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-        rest = subprocess.Popen(
-            [*pytest, *(f"--ignore={path}" for path in CLUSTER_PATHS)], cwd=ROOT
-        )
-        children = (cluster, rest)
+    beside: dict[str, subprocess.Popen[bytes]] = {}
+    for name, paths in BESIDE.items():
+        print(f"{name} tests ({', '.join(paths)}) run beside the others; log: {log_of(name)}")
+        with log_of(name).open("w", encoding="utf-8") as log:
+            beside[name] = subprocess.Popen(
+                [*pytest, *paths], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+    ignored = [f"--ignore={path}" for paths in BESIDE.values() for path in paths]
+    rest = subprocess.Popen([*pytest, *ignored], cwd=ROOT)
+    children = (*beside.values(), rest)
 
-        def forward(signum: int, frame: FrameType | None) -> None:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signum)
+    def forward(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
-        # Ctrl-C reaches both through the terminal; a SIGTERM (a CI time-out) is passed on so
-        # that each stops its PostgreSQL and its cluster.
-        signal.signal(signal.SIGTERM, forward)
-        rest_status = rest.wait()
-        shown = ""
-        while True:
-            try:
-                cluster.wait(timeout=PROGRESS_SECONDS)
-                break
-            except subprocess.TimeoutExpired:
-                latest = _last_line(LOG)
-                if latest and latest != shown:
-                    print(f"waiting for the cluster tests: {latest}", flush=True)
-                    shown = latest
-    print(f"\n== cluster tests ({LOG})", flush=True)
-    sys.stdout.write(LOG.read_text(encoding="utf-8", errors="replace"))
-    return rest_status or cluster.returncode
+    # Ctrl-C reaches every child through the terminal; a SIGTERM (a CI time-out) is passed on
+    # so that each stops its PostgreSQL and its cluster.
+    signal.signal(signal.SIGTERM, forward)
+    status = rest.wait()
+    for name, child in beside.items():
+        _wait_showing_progress(name, child)
+        print(f"\n== {name} tests ({log_of(name)})", flush=True)
+        sys.stdout.write(log_of(name).read_text(encoding="utf-8", errors="replace"))
+        status = status or child.returncode
+    return status
+
+
+def _wait_showing_progress(name: str, child: subprocess.Popen[bytes]) -> None:
+    shown = ""
+    while True:
+        try:
+            child.wait(timeout=PROGRESS_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            latest = _last_line(log_of(name))
+            if latest and latest != shown:
+                print(f"waiting for the {name} tests: {latest}", flush=True)
+                shown = latest
 
 
 def _last_line(path: Path) -> str:
