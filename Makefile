@@ -28,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check operator tests benchmarks image
 
 typecheck: $(STAMP)
-	$(BIN)/mypy operator
+	$(BIN)/mypy operator benchmarks
 
 # Includes tests/e2e, which start a real Kubernetes control plane (tests/cluster.py); the first
 # run builds its binaries from source into SLUICE_CACHE (default ~/.cache/sluice), printing

@@ -7,15 +7,23 @@ with one extra endpoint that returns a constant, and a single keep-alive httpx c
 a 100-pipeline list page (random offsets). Reported: requests/s, p50 and p99 latency, and
 throughput as a ratio to the trivial endpoint's. Then 100,000 more requests of every kind
 (pipelines, pages, unknown ids, unknown keys) while the server's resident memory is sampled.
+Then load: 64 concurrent clients for 15 s on the trivial endpoint, then for 60 s of mixed
+``/v1`` requests (a pipeline, its status, its runs, a page, an unknown id), the memory sampled
+every 6 s. Reported: requests/s, p50 and p99 latency, and the ratio to the trivial endpoint
+under the same load.
+
 Targets: a pipeline GET keeps ≥ 50 % of the trivial endpoint's throughput, and memory stays
 flat: the last sample is within 5 % (or 4 MiB) of the one taken after the first 10,000
-requests. Exits 1 when a target is missed.
+requests. Under load, the mixed requests keep ≥ 30 % of the trivial endpoint's throughput,
+every answer is the one expected (no error), and memory stays flat the same way from the
+second sample on. Exits 1 when a target is missed.
 
     .venv/bin/python benchmarks/bench_api.py
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import subprocess
@@ -23,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -34,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sluice.api import create_app
 from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
-from sluice.reconcile import apply
+from sluice.reconcile import apply, apply_set_of
 from sluice.store import Store
 from tests.support import free_port
 
@@ -49,6 +58,10 @@ MEMORY_SAMPLES = 10
 MEMORY_SLACK = 0.05
 MEMORY_SLACK_BYTES = 4 * 2**20
 KEY = "api_marketing_dashboard_change_me"
+CLIENTS = 64
+MIXED_SECONDS = 60.0
+TRIVIAL_SECONDS = 15.0
+MIXED_TARGET_RATIO = 0.3
 
 
 def fill_store(url: str, folder: Path) -> list[int]:
@@ -63,7 +76,7 @@ def fill_store(url: str, folder: Path) -> list[int]:
         (folder / name).write_text((EXAMPLES / name).read_text())
     store = Store(url)
     try:
-        results = apply(store, read_manifests([folder]), INSTALLED)
+        results = apply(store, read_manifests([folder]), INSTALLED, apply_set_of([folder]))
         assert not [r.error for r in results if r.error]
         return list(store.pipeline_ids().values())
     finally:
@@ -136,6 +149,66 @@ def memory_samples(client: httpx.Client, pid: int, ids: list[int], rng: random.R
     return samples
 
 
+@dataclass
+class Load:
+    """What CLIENTS concurrent clients got in a phase: answers by latency, and the unexpected."""
+
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    memory: list[int] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    def percentile(self, cut: int) -> float:
+        return statistics.quantiles(self.latencies, n=100)[cut - 1] * 1000
+
+
+Request = Callable[[], tuple[str, dict[str, str], int]]
+
+
+def mixed_requests(ids: list[int], rng: random.Random) -> list[Request]:
+    valid = {"Authorization": f"Bearer {KEY}"}
+    return [
+        lambda: (f"/v1/pipelines/{rng.choice(ids)}", valid, 200),
+        lambda: (f"/v1/pipelines/{rng.choice(ids)}/status", valid, 200),
+        lambda: (f"/v1/pipelines/{rng.choice(ids)}/runs", valid, 200),
+        lambda: (f"/v1/pipelines?first={rng.randrange(len(ids))}&limit=10", valid, 200),
+        lambda: (f"/v1/pipelines/{rng.randrange(1, 2**31)}", valid, 404),
+    ]
+
+
+async def under_load(port: int, pid: int, seconds: float, requests: list[Request]) -> Load:
+    """CLIENTS clients, each sending one of ``requests`` after the other for ``seconds``, the
+    server's resident memory sampled every tenth of the time."""
+    load = Load(seconds)
+    rng = random.Random(11)
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+        # Every client's connection opened before the clock starts, as in a long-running load.
+        await asyncio.gather(*(client.get("/healthz") for _ in range(CLIENTS)))
+        deadline = time.monotonic() + seconds
+
+        async def one_client() -> None:
+            while time.monotonic() < deadline:
+                path, headers, status = rng.choice(requests)()
+                before = time.perf_counter()
+                answered = (await client.get(path, headers=headers)).status_code
+                load.latencies.append(time.perf_counter() - before)
+                if answered != status:
+                    load.unexpected.append(f"GET {path} answered {answered}, not {status}")
+
+        async def sample_memory() -> None:
+            while time.monotonic() < deadline:
+                await asyncio.sleep(seconds / 10)
+                load.memory.append(resident_bytes(pid))
+
+        await asyncio.gather(sample_memory(), *(one_client() for _ in range(CLIENTS)))
+    return load
+
+
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--serve":
         serve(sys.argv[2], int(sys.argv[3]))
@@ -163,6 +236,12 @@ def main() -> int:
                 started = time.perf_counter()
                 samples = memory_samples(client, server.pid, ids, rng)
                 memory_seconds = time.perf_counter() - started
+            trivial_load = asyncio.run(
+                under_load(port, server.pid, TRIVIAL_SECONDS, [lambda: ("/trivial", {}, 200)])
+            )
+            mixed_load = asyncio.run(
+                under_load(port, server.pid, MIXED_SECONDS, mixed_requests(ids, rng))
+            )
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -180,7 +259,35 @@ def main() -> int:
         f"target: memory flat over {MEMORY_REQUESTS:,} requests ({memory_seconds:.0f}s): "
         f"{growth / 2**20:+.1f} MiB after the first sample (allowed {allowed / 2**20:.1f})"
     )
-    return 0 if ratio >= TARGET_RATIO and growth <= allowed else 1
+    print(f"\n{CLIENTS} concurrent clients   {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}")
+    for name, load in (("trivial endpoint", trivial_load), ("mixed /v1 requests", mixed_load)):
+        print(
+            f"{name:26} {load.rate:8.0f} {load.percentile(50):8.2f} {load.percentile(99):8.2f} "
+            f"{load.rate / trivial_load.rate:6.2f}"
+        )
+    mixed_ratio = mixed_load.rate / trivial_load.rate
+    unexpected = trivial_load.unexpected + mixed_load.unexpected
+    print(
+        f"target: {MIXED_SECONDS:.0f} s of mixed requests ≥ {MIXED_TARGET_RATIO:.0%} of the "
+        f"trivial endpoint's throughput: {mixed_ratio:.0%}; unexpected answers: "
+        f"{len(unexpected)}{' (' + unexpected[0] + ')' if unexpected else ''}"
+    )
+    under = mixed_load.memory
+    print("server memory (MiB) every 6 s: " + " ".join(f"{m / 2**20:.1f}" for m in under))
+    load_growth = under[-1] - under[1]
+    load_allowed = max(under[1] * MEMORY_SLACK, MEMORY_SLACK_BYTES)
+    print(
+        f"target: memory flat under load: {load_growth / 2**20:+.1f} MiB after the second "
+        f"sample (allowed {load_allowed / 2**20:.1f})"
+    )
+    met = [
+        ratio >= TARGET_RATIO,
+        growth <= allowed,
+        mixed_ratio >= MIXED_TARGET_RATIO,
+        not unexpected,
+        load_growth <= load_allowed,
+    ]
+    return 0 if all(met) else 1
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ namespace with the examples' Workspace and Connection, and `sluice operator` on 
 Then 1,000 copies of the seed pipeline are applied at once with one `kubectl apply`, and the
 pipelines are polled until all are Ready. Reported: the time until all are Ready, p50/p99 of
 each pipeline's apply→Ready latency (its creation time to its Ready condition's transition),
-and the operator's peak resident memory. Targets: all Ready within 60 s, p99 under 30 s, peak
-memory under 300 MB. Exits 1 when a target is missed.
+and the operator's peak resident memory. Then every pipeline is edited (its schedule, one
+`kubectl apply`) until every CronJob has the new schedule, and all are deleted (one `kubectl
+delete`) until every CronJob and ConfigMap is garbage-collected: the time of each phase.
+Targets: all Ready within 60 s, p99 under 30 s, each later phase within 60 s, peak memory under
+300 MB. Exits 1 when a target is missed.
 
     .venv/bin/python benchmarks/bench_operator.py
 """
@@ -18,38 +21,48 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.cluster import Cluster, build, start
-from tests.operator_process import OperatorProcess
+from tests.operator_process import OperatorProcess, install_crds, write_seed_copies
 
-ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = 1_000
 NAMESPACE = "marketing"
 ALL_READY_SECONDS = 60.0
 P99_SECONDS = 30.0
 MEMORY_BYTES = 300 * 10**6
 POLL_SECONDS = 0.5
+#: The edit and deletion phases: every CronJob updated, then every child collected.
+PHASE_SECONDS = 60.0
 
 
-def manifests(folder: Path) -> Path:
-    """The examples' Workspace and Connection, and PIPELINES copies of the seed pipeline."""
-    examples = ROOT / "examples"
-    for name in ("workspace.yaml", "hubspot-connection.yaml"):
-        (folder / name).write_text((examples / name).read_text())
-    seed = (examples / "seed-pipeline.yaml").read_text()
-    pipelines = folder / "pipelines.yaml"
-    pipelines.write_text(
-        "\n---\n".join(
-            seed.replace("name: export-customers", f"name: export-customers-{n}", 1)
-            for n in range(PIPELINES)
-        )
-    )
-    return pipelines
+def edit(pipelines: Path) -> str:
+    """Every pipeline's scheduleStart moved from 15 to 20 minutes past the hour, in place;
+    the schedule their CronJobs must then have."""
+    pipelines.write_text(pipelines.read_text().replace("scheduleStart: 15", "scheduleStart: 20"))
+    return "20 * * * *"
+
+
+def listed(cluster: Cluster, kind: str) -> list[dict[str, Any]]:
+    found = cluster.kubectl("get", kind, "-n", NAMESPACE, "-o", "json", timeout=120).stdout
+    items: list[dict[str, Any]] = json.loads(found)["items"]
+    return items
+
+
+def until(done: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``done()``, polling; ``inf`` when it is not done within ``seconds``."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if done():
+            return time.monotonic() - started
+        time.sleep(POLL_SECONDS)
+    return float("inf")
 
 
 def ready_times(cluster: Cluster) -> dict[str, float]:
@@ -86,10 +99,9 @@ def main() -> int:
         cluster = start(folder / "cluster", binaries)
         operator = OperatorProcess(cluster, folder)
         try:
-            cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-            cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+            install_crds(cluster)
             cluster.kubectl("create", "namespace", NAMESPACE)
-            pipelines = manifests(folder)
+            pipelines = write_seed_copies(folder, PIPELINES, NAMESPACE)
             cluster.kubectl("apply", "-f", str(folder / "workspace.yaml"))
             cluster.kubectl("apply", "-f", str(folder / "hubspot-connection.yaml"))
             operator.start()
@@ -103,6 +115,30 @@ def main() -> int:
                 time.sleep(POLL_SECONDS)
                 latencies = ready_times(cluster)
             all_ready_after = time.monotonic() - started
+
+            schedule = edit(pipelines)
+            started = time.monotonic()
+            cluster.kubectl("apply", "--server-side", "-f", str(pipelines), timeout=300)
+            edited_after = (
+                time.monotonic()
+                - started
+                + until(
+                    lambda: (
+                        sum(c["spec"]["schedule"] == schedule for c in listed(cluster, "cronjobs"))
+                        == PIPELINES
+                    ),
+                    4 * PHASE_SECONDS,
+                )
+            )
+
+            started = time.monotonic()
+            cluster.kubectl("delete", "exportpipelines", "--all", "-n", NAMESPACE, timeout=300)
+            deleted_after = time.monotonic() - started + until(
+                lambda: not listed(cluster, "cronjobs")
+                and not [m for m in listed(cluster, "configmaps") if m.get("metadata", {})
+                         .get("ownerReferences")],
+                4 * PHASE_SECONDS,
+            )  # fmt: skip
             memory = peak_memory(operator.process.pid)
         finally:
             operator.stop()
@@ -114,11 +150,21 @@ def main() -> int:
         f"Ready: {ready}/{PIPELINES} after {all_ready_after:.1f}s (target ≤ {ALL_READY_SECONDS}s)"
     )
     print(f"apply→Ready: p50 {cuts[49]:.1f}s, p99 {cuts[98]:.1f}s (target p99 < {P99_SECONDS}s)")
+    print(
+        f"edited {PIPELINES} (their schedule): every CronJob updated after {edited_after:.1f}s "
+        f"(target ≤ {PHASE_SECONDS}s)"
+    )
+    print(
+        f"deleted {PIPELINES}: every CronJob and ConfigMap collected after {deleted_after:.1f}s "
+        f"(target ≤ {PHASE_SECONDS}s)"
+    )
     print(f"operator peak memory: {memory / 10**6:.0f} MB (target < {MEMORY_BYTES / 10**6:.0f} MB)")
     met = (
         ready == PIPELINES
         and all_ready_after <= ALL_READY_SECONDS
         and cuts[98] < P99_SECONDS
+        and edited_after <= PHASE_SECONDS
+        and deleted_after <= PHASE_SECONDS
         and memory < MEMORY_BYTES
     )
     return 0 if met else 1

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,8 @@ def main() -> int:
     for label, extra in (("seed (4 in, 3 out)", 0), ("wide (204 in, 203 out)", 200)):
         spec = wide_spec(extra)
         context = marketing_context(workspace=_workspace_for(spec))
-        validated = per_second(
-            lambda spec=spec, context=context: validate_pipeline(
-                "marketing", "p", spec, SEED_ID, context
-            )
-        )
-        copied = per_second(lambda spec=spec: copy.deepcopy(spec))
+        validated = per_second(partial(validate_pipeline, "marketing", "p", spec, SEED_ID, context))
+        copied = per_second(partial(copy.deepcopy, spec))
         ratio = copied / validated
         failed |= ratio > TARGET_RATIO
         print(f"{label:<28}{validated:>15,.0f}{copied:>15,.0f}{ratio:>9.1f}")
@@ -73,6 +70,7 @@ def main() -> int:
 def _workspace_for(spec: dict[str, Any]) -> Any:
     """The examples' workspace, with the profile schema extended to the spec's input schema."""
     workspace = marketing_context().workspace
+    assert workspace is not None
     return replace(workspace, profile_schema=parse_type(spec["inSchema"]))
 
 
