@@ -69,6 +69,31 @@ class PostgresServer:
         """The postmaster's process id, while its pid file exists."""
         return _postmaster_pid(self.data_dir)
 
+    def restart(self) -> None:
+        """Stop the server as an administrator would (``pg_ctl stop -m fast``: every client's
+        connection is cut), then start it again on the same port and data."""
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        """Stop the server as an administrator would: every client's connection is cut."""
+        bindir, owner = _server_binaries()
+        _pg_ctl_stop(owner, bindir, self.data_dir)
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port and data; return once it accepts
+        connections."""
+        bindir, owner = _server_binaries()
+        _pg_ctl_start(owner, bindir, self.data_dir, self.log_file)
+        _wait_until_accepting(self)
+
+
+def _server_binaries() -> tuple[Path, pwd.struct_passwd | None]:
+    """Where the server's binaries are, and the user they run as (None: this process's)."""
+    bindir = find_bindir()
+    assert bindir is not None
+    return bindir, pwd.getpwnam(SYSTEM_USER) if _is_root() else None
+
 
 def find_bindir() -> Path | None:
     """The directory holding initdb, pg_ctl and postgres, or None when they are not installed."""

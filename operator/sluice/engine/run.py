@@ -30,6 +30,7 @@ from typing import Any
 
 from sluice.apps.connector import Connector, ConnectorError, WriteRecord, WriteResult
 from sluice.controller.summary import ErrorSample, RunOutcome, RunSummary
+from sluice.discovery import column_type
 from sluice.engine.config import ExportConfig
 from sluice.engine.matching import MatchingValueError, matching_value
 from sluice.fastjson import encode_json
@@ -37,8 +38,8 @@ from sluice.functions.transformer import FunctionError, FunctionTransformer
 from sluice.installation import INSTALLED
 from sluice.mapping import CompiledMapping, MappingError, Purpose, RecordError, compile_mapping
 from sluice.model.alignment import AlignmentError, check_alignment, output_alignment_error
-from sluice.model.types import Type, column_name, property_by_path
-from sluice.model.values import put_at, value_at
+from sluice.model.types import Kind, Type, column_name, property_by_path
+from sluice.model.values import InvalidValue, put_at, value_at
 from sluice.warehouses import Warehouse, WarehouseError
 from sluice.warehouses.queries import (
     CANDIDATES_TABLE,
@@ -277,7 +278,11 @@ class ExportRun:
                     async for chunk in chunks:
                         if self._stop_reason is not None:
                             break
-                        candidates = [self._candidate(row, builder) for row in chunk]
+                        candidates = [
+                            candidate
+                            for row in chunk
+                            if (candidate := self._candidate(row, builder)) is not None
+                        ]
                         await self._match(candidates)
                         for candidate in candidates:
                             self._decide(candidate, batches)
@@ -337,6 +342,13 @@ class ExportRun:
         for column, what in wanted:
             if column not in columns:
                 raise RunError(f'the profiles table "{table}" has no column "{column}" for {what}')
+        for path in selection.input_paths:
+            column, t = column_name(path), property_by_path(config.in_schema, path).type
+            if not _column_holds(columns[column], t):
+                raise RunError(
+                    f'the profiles table "{table}" has the column "{column}" of type '
+                    f'{columns[column]}, which cannot hold the property "{path}" of type {t}'
+                )
         self.warehouse.ensure_bookkeeping()
 
     async def _check_destination(self) -> None:
@@ -457,10 +469,16 @@ class ExportRun:
                     await asyncio.sleep(0.01)
             await reader
 
-    def _candidate(self, row: Sequence[Any], builder: ProfileBuilder) -> _Candidate:
+    def _candidate(self, row: Sequence[Any], builder: ProfileBuilder) -> _Candidate | None:
+        """The profile of a row, or None when a value does not fit the input schema: that
+        profile fails, the others go on."""
         profile_id, matching_text, input_hash, last_matching, last_ids = row[-5:]
-        profile = builder.profile(row)
         self.counts["read"] += 1
+        try:
+            profile = builder.profile(row)
+        except InvalidValue as err:
+            self._fail("invalidInput", profile_id, None, "InputValidation", str(err))
+            return None
         known = list(last_ids) if last_matching == matching_text and last_ids is not None else None
         return _Candidate(
             profile=profile,
@@ -779,6 +797,31 @@ class ExportRun:
             error_samples=tuple((self.samples + self._unmatchable)[:SAMPLE_LIMIT]),
             notes=tuple(self._notes),
         )
+
+
+_NUMBERS = frozenset({Kind.INT, Kind.FLOAT, Kind.DECIMAL, Kind.YEAR})
+#: The kinds of property a column read as a kind (by :func:`column_type`) holds, when they are
+#: more than that kind: numbers hold one another (each value is range-checked as it is read),
+#: text holds what the API decodes from text, a timestamp holds a date.
+_COLUMN_HOLDS: dict[Kind, frozenset[Kind]] = {
+    Kind.INT: _NUMBERS,
+    Kind.FLOAT: _NUMBERS,
+    Kind.DECIMAL: _NUMBERS,
+    Kind.STRING: frozenset({Kind.STRING, Kind.UUID, Kind.IP, Kind.JSON, Kind.MAP}),
+    Kind.DATETIME: frozenset({Kind.DATETIME, Kind.DATE}),
+    Kind.JSON: frozenset({Kind.JSON, Kind.MAP}),
+}
+
+
+def _column_holds(data_type: str, t: Type) -> bool:
+    """Whether a column of the SQL type ``data_type`` can hold values of a property of type
+    ``t``: a column altered to another type (text to integer) fails the run before anything is
+    read, instead of failing every profile. A type Sluice does not read is given the benefit of
+    the doubt: its values are checked one by one."""
+    column = column_type(data_type, None, None, None)
+    if column is None:
+        return True
+    return t.kind in _COLUMN_HOLDS.get(column.kind, frozenset({column.kind}))
 
 
 @contextlib.contextmanager
