@@ -379,6 +379,8 @@ class ClusterProcess:
     pid: int
     executable: str
     log_file: str
+    command: list[str] = field(default_factory=list)
+    """What it was started with, to start it again (empty in state files from before)."""
 
 
 @dataclass
@@ -448,6 +450,39 @@ class Cluster:
         for name in (PKI_DIR, ETCD_DATA_DIR):
             shutil.rmtree(self.state_dir / name, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def apiserver_stopped(self, *, crash: bool = False) -> Iterator[None]:
+        """The API server stopped while the `with` body runs (SIGTERM, as in a rolling
+        restart; with `crash`, SIGKILL at once), then started again with the same command, so
+        on the same address, with the same certificates and etcd; it is ready (/readyz) when
+        the `with` ends, even if the body raised. Its log goes on in the same file."""
+        index, stopped = next(
+            (index, process)
+            for index, process in enumerate(self.processes)
+            if process.name == "kube-apiserver"
+        )
+        if not stopped.command:
+            raise ClusterError("this cluster's state file does not say how to start its processes")
+        if crash and self.alive(stopped):
+            os.kill(stopped.pid, signal.SIGKILL)
+        self._terminate(stopped)
+        try:
+            yield
+        finally:
+            restarted = self._spawn(
+                stopped.name, stopped.command, stopped.executable, append_log=True
+            )
+            self.processes[index] = restarted
+            self.save()
+            admin_tls = _admin_tls(self.state_dir / PKI_DIR)
+            _wait_until(
+                self,
+                restarted,
+                lambda: http_ok(f"{self.server}/readyz", admin_tls),
+                APISERVER_READY_TIMEOUT,
+                "ready again (/readyz)",
+            )
+
     def save(self) -> None:
         """Record the processes in the state directory, for `load()` by a later command."""
         state = {
@@ -480,11 +515,18 @@ class Cluster:
     ) -> ClusterProcess:
         """Start one of the binaries (or `executable`), logging to `<state_dir>/<name>.log`."""
         executable = executable or str(self.bin_dir / name)
-        log_file = self.state_dir / f"{name}.log"
         tie_to_parent = [] if outlive_caller else dies_with_this_process()
-        with log_file.open("wb") as log:
+        process = self._spawn(name, [*tie_to_parent, executable, *args], executable)
+        self.processes.append(process)
+        return process
+
+    def _spawn(
+        self, name: str, command: list[str], executable: str, *, append_log: bool = False
+    ) -> ClusterProcess:
+        log_file = self.state_dir / f"{name}.log"
+        with log_file.open("ab" if append_log else "wb") as log:
             child = subprocess.Popen(
-                [*tie_to_parent, executable, *args],
+                command,
                 cwd=self.state_dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -492,10 +534,8 @@ class Cluster:
                 # Its own session: a Ctrl-C meant for `make` or pytest does not reach it.
                 start_new_session=True,
             )
-        process = ClusterProcess(name, child.pid, executable, str(log_file))
-        self.processes.append(process)
         self._children[child.pid] = child
-        return process
+        return ClusterProcess(name, child.pid, executable, str(log_file), command)
 
     def _terminate(self, process: ClusterProcess) -> None:
         child = self._children.pop(process.pid, None)
@@ -589,7 +629,7 @@ def _start_processes(cluster: Cluster, *, outlive_caller: bool, images: list[Pat
     def launch(name: str, args: list[str], executable: str | None = None) -> ClusterProcess:
         return cluster._launch(name, args, outlive_caller=outlive_caller, executable=executable)
 
-    admin_tls = _client_tls(pki, pki.admin_cert, pki.admin_key)
+    admin_tls = _admin_tls(pki.directory)
 
     def wait_until(
         process: ClusterProcess, ready: Callable[[], bool], timeout: float, what: str
@@ -653,6 +693,9 @@ def _start_processes(cluster: Cluster, *, outlive_caller: bool, images: list[Pat
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             "--allow-privileged=true",
+            # On SIGTERM, end open watches after 2 s: without it a client's watch holds the
+            # graceful shutdown until STOP_TIMEOUT's SIGKILL (`apiserver_stopped`).
+            "--shutdown-watch-termination-grace-period=2s",
             *node_flags,
         ],
     )
@@ -748,9 +791,10 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in sockets]
 
 
-def _client_tls(pki: Pki, cert: Path, key: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(pki.ca_cert))
-    context.load_cert_chain(str(cert), str(key))
+def _admin_tls(pki_dir: Path) -> ssl.SSLContext:
+    """TLS as the admin, for probes, from the files `Pki` wrote into `pki_dir`."""
+    context = ssl.create_default_context(cafile=str(pki_dir / "ca.crt"))
+    context.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
     return context
 
 

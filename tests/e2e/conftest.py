@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -70,6 +71,15 @@ def kubectl(cluster: Cluster) -> Kubectl:
     """Runs the cached kubectl against the session's cluster: `kubectl("get", "ns")` returns the
     CompletedProcess (text), and raises KubectlError on failure unless `check=False`."""
     return cluster.kubectl
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace, deleted afterwards (without waiting: the namespace controller does)."""
+    name = f"e2e-{secrets.token_hex(4)}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false")
 
 
 def require(what: str, reason: str | None) -> None:

@@ -24,7 +24,7 @@ from sluice.controller.leadership import LEASE_NAME
 from tests.chart.rendering import EVERY_OPTION, Json, one, render, require_helm, runner_pod
 from tests.cluster import Cluster, Kubectl
 from tests.e2e.test_operator import ExampleNamespace, _pods_of, _terminate, wait_ready
-from tests.operator_process import ROOT, OperatorProcess, eventually
+from tests.operator_process import OperatorProcess, eventually, install_crds
 
 ACCOUNT_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 #: What the operator's log says when a request was refused.
@@ -36,8 +36,7 @@ def crds(cluster: Cluster) -> None:
     """Helm, and the CRDs applied for real (as `kubectl apply -f crds/` users do), so that a
     server-side dry run validates objects that use them."""
     require_helm()
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    install_crds(cluster)
 
 
 @dataclasses.dataclass

@@ -4,9 +4,8 @@ served, and the CronJob, Job and garbage-collector controllers at work."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +33,6 @@ def sluice_crds(cluster: Cluster) -> None:
         "--timeout=60s",
         *(f"customresourcedefinition/{name}" for name in SLUICE_CRDS),
     )
-
-
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace, deleted afterwards (without waiting: the namespace controller does)."""
-    name = f"e2e-{secrets.token_hex(4)}"
-    kubectl("create", "namespace", name)
-    yield name
-    kubectl("delete", "namespace", name, "--wait=false")
 
 
 def test_the_server_and_kubectl_are_the_pinned_release(kubectl: Kubectl) -> None:

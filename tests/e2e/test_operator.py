@@ -25,7 +25,7 @@ from sluice.model.pipeline import Pipeline, pipeline_to_api
 from sluice.model.resources import validate_resources
 from sluice.model.workspace import Workspace
 from tests.cluster import Cluster, Kubectl
-from tests.operator_process import ROOT, OperatorProcess, eventually
+from tests.operator_process import OperatorProcess, eventually, running_operator
 from tests.support import EXAMPLES
 
 
@@ -33,12 +33,8 @@ from tests.support import EXAMPLES
 def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    running = OperatorProcess(cluster, tmp_path_factory.mktemp("operator"))
-    running.start()
-    yield running
-    running.stop()
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as running:
+        yield running
 
 
 class ExampleNamespace:

@@ -16,7 +16,6 @@ it from the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -151,13 +150,13 @@ class Operator:
         """Reconcile whenever woken (or every RESYNC_SECONDS) until ``stop`` is set."""
         seeded = False
         self._wake.set()
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
+        while True:
+            await _until_set(RESYNC_SECONDS, self._wake, stop)
+            if stop.is_set():
+                return
             self._wake.clear()
             if not self.leading.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.leading.wait(), RESYNC_SECONDS)
+                await _until_set(RESYNC_SECONDS, self.leading, stop)
                 self._wake.set()  # a new leader reconciles at once
                 continue
             try:
@@ -171,7 +170,7 @@ class Operator:
                 self.ready.set()
             except Exception:
                 log.exception("reconcile pass failed; retrying in %.0fs", RETRY_SECONDS)
-                await asyncio.sleep(RETRY_SECONDS)
+                await _until_set(RETRY_SECONDS, stop)
                 self._wake.set()
 
     async def reconcile_all(self) -> None:
@@ -397,6 +396,16 @@ class Operator:
             await self.kube.post_event(obj, kind, reason, message)
         except Exception:  # an Event is a courtesy: never fail a reconcile for one
             log.warning("could not post event %s on %s", reason, obj["metadata"]["name"])
+
+
+async def _until_set(timeout: float, *events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set, or ``timeout`` seconds have passed."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def _workspace_keys(

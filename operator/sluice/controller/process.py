@@ -29,9 +29,11 @@ log = logging.getLogger("sluice.operator")
 STOP_SECONDS = 10.0
 
 
-def registry(operator: Operator, configuration: Configuration) -> kopf.OperatorRegistry:
+def registry(
+    operator: Operator, configuration: Configuration, stop: asyncio.Event
+) -> kopf.OperatorRegistry:
     """kopf's handlers: event handlers only (no finalizers, no annotations on user objects),
-    each recording what it saw and waking the reconciler."""
+    each recording what it saw and waking the reconciler; and ``stop`` set when kopf stops."""
     handlers = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=handlers)
@@ -51,6 +53,12 @@ def registry(operator: Operator, configuration: Configuration) -> kopf.OperatorR
     async def job_changed(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
         if event.get("type") != "DELETED":
             await operator.observe_job(body)
+
+    @kopf.on.cleanup(registry=handlers)
+    async def stopping(**_: Any) -> None:
+        # kopf takes SIGINT and SIGTERM over as it starts: when it stops on one, so does the
+        # rest, before kopf cancels every task begun since it started (after 5 s).
+        stop.set()
 
     @kopf.on.probe(registry=handlers, id="reconciled")
     def reconciled(**_: Any) -> bool:
@@ -113,6 +121,7 @@ async def run_operator(
     operator = Operator(store, kube, runner)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # Until kopf starts and handles them itself (see `registry`).
     for number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(number, stop.set)
     tasks = []
@@ -123,7 +132,7 @@ async def run_operator(
     tasks += [
         asyncio.create_task(
             kopf.operator(
-                registry=registry(operator, configuration),
+                registry=registry(operator, configuration, stop),
                 settings=settings(),
                 clusterwide=not namespaces,
                 namespaces=namespaces,
