@@ -20,6 +20,7 @@ from sluice.api.auth import WORKSPACE_HEADER, Authenticator, Credentials
 from sluice.api.errors import (
     NUMBER_PARAMETERS,
     QUERY_MESSAGES,
+    STORE_UNREACHABLE,
     RaisedApiError,
     error_response,
     install_error_handlers,
@@ -28,6 +29,7 @@ from sluice.api.errors import (
     json_text_response,
     raised_as_failures,
 )
+from sluice.api.limits import DEFAULT_FAILURE_LIMIT, FailureLimit
 from sluice.api.observability import Metrics, ObservabilityMiddleware
 from sluice.api.schemas import (
     Health,
@@ -38,7 +40,7 @@ from sluice.api.schemas import (
     errors,
 )
 from sluice.api.status import status_body
-from sluice.model.errors import ApiError, bad_request, not_found
+from sluice.model.errors import bad_request, not_found
 from sluice.model.ids import id_in_range
 from sluice.store import Store
 from sluice.store.store import MAX_PAGE
@@ -106,10 +108,13 @@ async def caller_credentials(
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
 ) -> Credentials:
     """The request's key, checked for form before the parameters are (no I/O, so it runs on
-    the event loop; the store lookup happens in the handler's thread, one hop per request)."""
+    the event loop; the store lookup happens in the handler's thread, one hop per request).
+    The client address is the peer's: behind a proxy, the proxy's, unless uvicorn is told to
+    trust its ``X-Forwarded-For`` (``FORWARDED_ALLOW_IPS``)."""
     authenticator: Authenticator = request.app.state.authenticator
+    address = request.client.host if request.client is not None else ""
     with raised_as_failures():
-        return authenticator.credentials(request.headers)
+        return authenticator.credentials(request.headers, address)
 
 
 Caller = Annotated[Credentials, Depends(caller_credentials)]
@@ -137,8 +142,11 @@ class SluiceApi(FastAPI):
         return self.openapi_schema
 
 
-def create_app(store: Store, admin_keys: Collection[str]) -> FastAPI:
-    """The API app: read-only pipelines and runs, plus health, readiness and metrics."""
+def create_app(
+    store: Store, admin_keys: Collection[str], failure_limit: FailureLimit = DEFAULT_FAILURE_LIMIT
+) -> FastAPI:
+    """The API app: read-only pipelines and runs, plus health, readiness and metrics.
+    ``failure_limit`` says how many unknown keys one client address may send."""
     metrics = Metrics()
     app = SluiceApi(
         title="Sluice API",
@@ -148,12 +156,16 @@ def create_app(store: Store, admin_keys: Collection[str]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.authenticator = Authenticator(store, admin_keys)
+    app.state.authenticator = Authenticator(store, admin_keys, failure_limit)
     install_error_handlers(app)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics)
     app.include_router(_operations_router(store, metrics))
     app.include_router(_pipelines_router(store, app.state.authenticator))
     return app
+
+
+#: What a /v1 operation may answer besides 200: a refused request, and a store that is down.
+V1_ERRORS = errors(400, 401, 403, 404, 429, 503)
 
 
 def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
@@ -164,7 +176,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "",
         summary="List pipelines",
-        responses={200: {"model": PipelinePage}, **errors(400, 401, 403, 404)},
+        responses={200: {"model": PipelinePage}, **V1_ERRORS},
     )
     def list_pipelines(
         caller: Caller,
@@ -181,7 +193,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}",
         summary="Get pipeline",
-        responses={200: {"model": PipelineBody}, **errors(400, 401, 403, 404)},
+        responses={200: {"model": PipelineBody}, **V1_ERRORS},
     )
     def get_pipeline(id: PipelineId, caller: Caller) -> Response:
         with raised_as_failures():
@@ -191,7 +203,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}/status",
         summary="Whether the pipeline's newest version was accepted, with its conditions",
-        responses={200: {"model": PipelineStatus}, **errors(400, 401, 403, 404)},
+        responses={200: {"model": PipelineStatus}, **V1_ERRORS},
     )
     def get_status(id: PipelineId, caller: Caller) -> Response:
         with raised_as_failures():
@@ -202,7 +214,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}/runs",
         summary="List a pipeline's runs, newest first",
-        responses={200: {"model": RunPage}, **errors(400, 401, 403, 404)},
+        responses={200: {"model": RunPage}, **V1_ERRORS},
     )
     def list_runs(id: PipelineId, caller: Caller, first: First = 0, limit: Limit = 100) -> Response:
         with raised_as_failures():
@@ -228,7 +240,7 @@ def _operations_router(store: Store, metrics: Metrics) -> APIRouter:
     )
     def readyz() -> Response:
         if not _store_reachable(store):
-            return error_response(ApiError(503, "ServiceUnavailable", "store is not reachable"))
+            return error_response(STORE_UNREACHABLE)
         return json_response({"status": "ready"})
 
     @router.get(
@@ -244,16 +256,16 @@ def _operations_router(store: Store, metrics: Metrics) -> APIRouter:
 
 
 def _owned(
-    lookup: Callable[[int], tuple[str, Found] | None], namespace: str, text_id: str
+    lookup: Callable[[int, str], tuple[str, Found] | None], namespace: str, text_id: str
 ) -> tuple[int, Found]:
-    """The pipeline's id and what ``lookup`` finds of it (beside its namespace) if it is the
-    caller's; another workspace's pipeline does not exist for the caller, so the answer does
-    not tell whether the id is taken."""
+    """The pipeline's id and what ``lookup`` finds of it in the caller's namespace (beside the
+    namespace). Another workspace's pipeline does not exist for the caller: the store reads it
+    as a missing one, so neither the answer nor its timing tells whether the id is taken."""
     if not _ID.match(text_id):
         raise invalid_pipeline_id(text_id)
     pipeline_id = id_in_range(text_id)
-    found = lookup(pipeline_id) if pipeline_id is not None else None
-    if pipeline_id is None or found is None or found[0] != namespace:
+    found = lookup(pipeline_id, namespace) if pipeline_id is not None else None
+    if pipeline_id is None or found is None:
         raise not_found("pipeline does not exist")
     return pipeline_id, found[1]
 

@@ -6,7 +6,8 @@ Two kinds of API keys, both sent as ``Authorization: Bearer api_<key>``:
 * admin keys, given to the server at start, see every workspace and pick one with the
   ``Sluice-Workspace: <workspace id>`` header.
 
-Keys never appear in a message or a log line.
+Keys never appear in a message or a log line. Unknown keys are counted per client address
+(:mod:`sluice.api.limits`): an address that sends too many is refused for a while.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from typing import Protocol
 
 from starlette.datastructures import Headers
 
-from sluice.api.errors import forbidden, unauthorized
+from sluice.api.errors import forbidden, too_many_failures, unauthorized
+from sluice.api.limits import FailedAuthentications, FailureLimit
 from sluice.model.errors import bad_request, not_found
 from sluice.model.ids import id_in_range
+from sluice.store.store import key_digest
 
 KEY_PREFIX = "api_"
 WORKSPACE_HEADER = "Sluice-Workspace"
@@ -42,18 +45,21 @@ class KeyStore(Protocol):
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a request presents: its API key (never shown), whether it is an admin key, and
-    the workspace headers it sends."""
+    """What a request presents: its API key (never shown), whether it is an admin key, the
+    workspace headers it sends, and the client address it comes from."""
 
     key: str = field(repr=False)
     admin: bool
     workspace_headers: tuple[str, ...]
+    address: str
 
 
 class Authenticator:
     """Turns a request's headers into the namespace of the workspace it may read."""
 
-    def __init__(self, store: KeyStore, admin_keys: Collection[str]) -> None:
+    def __init__(
+        self, store: KeyStore, admin_keys: Collection[str], failure_limit: FailureLimit
+    ) -> None:
         for key in admin_keys:
             if not key.startswith(KEY_PREFIX) or key == KEY_PREFIX:
                 raise ValueError(f"admin API keys must start with the {KEY_PREFIX} prefix")
@@ -61,12 +67,18 @@ class Authenticator:
         # Digests, so that comparing takes the same time whatever the keys' lengths.
         self._admin_digests = [_digest(key) for key in admin_keys]
         self._recent_keys = _RecentLookups(KEY_CACHE_SECONDS, KEY_CACHE_ENTRIES)
+        self._failures = FailedAuthentications(failure_limit)
 
-    def credentials(self, headers: Headers) -> Credentials:
+    def credentials(self, headers: Headers, address: str) -> Credentials:
         """The key the request presents, checked for form only: no I/O, so it can run before
-        anything else looks at the request."""
+        anything else looks at the request. An address that sent too many unknown keys is
+        refused first, whatever it sends: a right guess would otherwise still get through."""
+        retry_after = self._failures.retry_after(address)
+        if retry_after is not None:
+            raise too_many_failures(retry_after)
         key = _api_key(headers)
-        return Credentials(key, self._is_admin(key), tuple(headers.getlist(WORKSPACE_HEADER)))
+        workspace_headers = tuple(headers.getlist(WORKSPACE_HEADER))
+        return Credentials(key, self._is_admin(key), workspace_headers, address)
 
     def namespace(self, credentials: Credentials) -> str:
         """The namespace the credentials may read, looked up in the store."""
@@ -74,6 +86,7 @@ class Authenticator:
             return self._chosen_namespace(credentials.workspace_headers)
         found = self._recent_keys.get(credentials.key, self._store.workspace_for_key)
         if found is None:
+            self._failures.refused(credentials.address, key_digest(credentials.key))
             raise unauthorized("API key in the Authorization header of the request does not exist")
         if credentials.workspace_headers:
             raise bad_request(

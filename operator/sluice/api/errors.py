@@ -7,17 +7,21 @@ methods); the handlers here give those the same shape and status conventions as 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from sluice.model.errors import ApiError, bad_request
-from sluice.store.store import compact_json
+from sluice.store.store import compact_json, driver_message
+
+log = logging.getLogger(__name__)
 
 CODES = {
     400: "BadRequest",
@@ -25,8 +29,12 @@ CODES = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    429: "TooManyRequests",
     503: "ServiceUnavailable",
 }
+
+#: The answer while the store cannot be read: readiness fails, and so does every read.
+STORE_UNREACHABLE = ApiError(503, "ServiceUnavailable", "store is not reachable")
 
 READ_ONLY = "pipelines are read-only here: change them through their ExportPipeline manifests"
 
@@ -42,12 +50,14 @@ NUMBER_PARAMETERS = frozenset({"first", "limit", "connection"})
 
 
 class RaisedApiError(Exception):
-    """An :class:`ApiError` on its way to the error handler. Starlette writes to the exceptions
-    it handles, which a frozen ``ApiError`` refuses, so it travels wrapped."""
+    """An :class:`ApiError` on its way to the error handler, with the headers its response
+    carries. Starlette writes to the exceptions it handles, which a frozen ``ApiError`` refuses,
+    so it travels wrapped."""
 
-    def __init__(self, error: ApiError) -> None:
+    def __init__(self, error: ApiError, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(error.message)
         self.error = error
+        self.headers = dict(headers or {})
 
 
 @contextmanager
@@ -85,6 +95,17 @@ def forbidden(message: str) -> ApiError:
     return ApiError(403, "Forbidden", message)
 
 
+def too_many_failures(retry_after: int) -> RaisedApiError:
+    return RaisedApiError(
+        ApiError(
+            429,
+            "TooManyRequests",
+            f"too many unknown API keys from this address; try again in {retry_after} seconds",
+        ),
+        {"Retry-After": str(retry_after)},
+    )
+
+
 def invalid_pipeline_id(text: str) -> ApiError:
     return bad_request(f"identifier {json.dumps(text)} is not a valid pipeline identifier")
 
@@ -103,8 +124,17 @@ def validation_error(errors: Sequence[Any]) -> ApiError:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_api_error(_request: Request, failure: Exception) -> Response:
         assert isinstance(failure, RaisedApiError)
-        headers = {"WWW-Authenticate": "Bearer"} if failure.error.status == 401 else None
+        headers = dict(failure.headers)
+        if failure.error.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return error_response(failure.error, headers)
+
+    async def on_store_error(_request: Request, error: Exception) -> Response:
+        # The store's server is down, restarting or refusing connections: the request may
+        # succeed later, so it is a 503 like readiness, not a 500.
+        assert isinstance(error, sa.exc.OperationalError)
+        log.warning("store is not reachable: %s", driver_message(error))
+        return error_response(STORE_UNREACHABLE)
 
     async def on_validation_error(_request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)
@@ -117,6 +147,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RaisedApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(sa.exc.OperationalError, on_store_error)
 
 
 def _http_error(status: int, path: str) -> ApiError:

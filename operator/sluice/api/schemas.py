@@ -105,6 +105,19 @@ class Health(BaseModel):
     status: str
 
 
+#: The header of a 429.
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until requests from this client address are served again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The ``responses`` entry documenting the given error statuses."""
-    return {status: {"model": ErrorBody} for status in statuses}
+    return {
+        status: {"model": ErrorBody, **({"headers": RETRY_AFTER} if status == 429 else {})}
+        for status in statuses
+    }

@@ -123,7 +123,7 @@ def _shown_url(url: str) -> str:
         return repr(url)
 
 
-def _first_line(error: sa.exc.SQLAlchemyError) -> str:
+def driver_message(error: sa.exc.SQLAlchemyError) -> str:
     """The driver's own message when there is one, without SQLAlchemy's links and SQL."""
     cause = getattr(error, "orig", None) or error
     return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
@@ -145,14 +145,16 @@ class Store:
     def __init__(self, url: str) -> None:
         try:
             # Compact JSON, as the API writes it: stored bodies are served as they are stored.
-            self.engine = sa.create_engine(url, json_serializer=compact_json)
+            # A pooled connection is checked before use: after the database server restarts,
+            # the next read gets a new connection instead of failing on a dead one.
+            self.engine = sa.create_engine(url, json_serializer=compact_json, pool_pre_ping=True)
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             with self.engine.begin() as connection:
                 migrate(connection)
         except sa.exc.SQLAlchemyError as error:
             raise StoreUnavailableError(
-                f"cannot open the store {_shown_url(url)}: {_first_line(error)}"
+                f"cannot open the store {_shown_url(url)}: {driver_message(error)}"
             ) from None
 
     def close(self) -> None:
@@ -372,18 +374,22 @@ class Store:
             )
             return {(row.namespace, row.name): row.id for row in rows}
 
-    def pipeline(self, pipeline_id: int) -> tuple[str, str] | None:
-        """A valid pipeline's namespace and API body as JSON text, ``running`` included."""
+    def pipeline(self, pipeline_id: int, namespace: str | None = None) -> tuple[str, str] | None:
+        """A valid pipeline's namespace and API body as JSON text, ``running`` included; with
+        ``namespace``, only a pipeline of that namespace (see :class:`_PipelineRead`)."""
         with self.engine.connect() as connection:
-            row = connection.execute(_PIPELINE_BODY, {"id": pipeline_id}).first()
+            row = connection.execute(*_PIPELINE_BODY.of(pipeline_id, namespace)).first()
         if row is None:
             return None
         return row.namespace, _with_running(row.body, row.running)
 
-    def pipeline_state(self, pipeline_id: int) -> tuple[str, PipelineState] | None:
-        """Any stored pipeline's namespace and state, valid or refused."""
+    def pipeline_state(
+        self, pipeline_id: int, namespace: str | None = None
+    ) -> tuple[str, PipelineState] | None:
+        """Any stored pipeline's namespace and state, valid or refused; with ``namespace``, only
+        a pipeline of that namespace (see :class:`_PipelineRead`)."""
         with self.engine.connect() as connection:
-            row = connection.execute(_PIPELINE_STATE, {"id": pipeline_id}).first()
+            row = connection.execute(*_PIPELINE_STATE.of(pipeline_id, namespace)).first()
             if row is None:
                 return None
             run = connection.execute(_LAST_RUN, {"id": pipeline_id}).first()
@@ -540,20 +546,42 @@ _WORKSPACE_FOR_KEY = (
 _WORKSPACE_NAMESPACE = sa.select(workspaces.c.namespace).where(
     workspaces.c.id == sa.bindparam("id")
 )
-_PIPELINE_BODY = sa.select(pipelines.c.namespace, _body_text(), _running()).where(
-    pipelines.c.id == sa.bindparam("id"), pipelines.c.body.is_not(None)
+
+
+class _PipelineRead:
+    """A read of one pipeline by id, built both ways: anywhere, and confined to a namespace.
+    Confined in the query, so that another namespace's pipeline is read exactly as a missing one
+    (no row, no further read): neither the API's answer nor its timing tells the id is taken."""
+
+    def __init__(self, anywhere: sa.Select[Any]) -> None:
+        self._anywhere = anywhere
+        self._within = anywhere.where(pipelines.c.namespace == sa.bindparam("namespace"))
+
+    def of(self, pipeline_id: int, namespace: str | None) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The statement and its parameters."""
+        if namespace is None:
+            return self._anywhere, {"id": pipeline_id}
+        return self._within, {"id": pipeline_id, "namespace": namespace}
+
+
+_PIPELINE_BODY = _PipelineRead(
+    sa.select(pipelines.c.namespace, _body_text(), _running()).where(
+        pipelines.c.id == sa.bindparam("id"), pipelines.c.body.is_not(None)
+    )
 )
-_PIPELINE_STATE = sa.select(
-    pipelines.c.namespace,
-    pipelines.c.body.is_not(None).label("in_force"),
-    pipelines.c.error,
-    pipelines.c.generation,
-    pipelines.c.updated_at,
-    pipelines.c.enabled,
-    pipelines.c.schedule_period,
-    pipelines.c.schedule_start,
-    _running(),
-).where(pipelines.c.id == sa.bindparam("id"))
+_PIPELINE_STATE = _PipelineRead(
+    sa.select(
+        pipelines.c.namespace,
+        pipelines.c.body.is_not(None).label("in_force"),
+        pipelines.c.error,
+        pipelines.c.generation,
+        pipelines.c.updated_at,
+        pipelines.c.enabled,
+        pipelines.c.schedule_period,
+        pipelines.c.schedule_start,
+        _running(),
+    ).where(pipelines.c.id == sa.bindparam("id"))
+)
 _LAST_RUN = (
     sa.select(runs).where(runs.c.pipeline == sa.bindparam("id")).order_by(runs.c.id.desc()).limit(1)
 )
