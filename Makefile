@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck unit bench crds image image-lock cluster cluster-down clean
+.PHONY: demo serve test lint typecheck unit soak bench crds image image-lock cluster cluster-down clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	@bash scripts/ensure-packages.sh
 	$(BIN)/python -m tests.parallel
+
+# Not in CI: tests/reliability with ten times the kill points and generated inputs (about
+# ten times as long); SOAK=N for another factor.
+soak: $(STAMP)
+	SLUICE_SOAK=$(or $(SOAK),10) $(BIN)/pytest tests/reliability
 
 bench: $(STAMP)
 	@status=0; for bench in benchmarks/bench_*.py; do \

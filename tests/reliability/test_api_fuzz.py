@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import strategies as st
 
 from sluice.api import create_app
+from tests.reliability.soak import FACTOR
 from tests.unit.test_api import (
     ADMIN_KEY,
     MARKETING,
@@ -27,7 +28,7 @@ from tests.unit.test_api import (
 
 #: Examples per operation, credential and generation mode (fewer where the document allows
 #: fewer distinct requests: /healthz has one): about 5,200 requests in all.
-EXAMPLES = 80
+EXAMPLES = 80 * FACTOR
 MINIMUM_REQUESTS = 5_000
 
 CREDENTIALS: dict[str, dict[str, str]] = {

@@ -41,13 +41,14 @@ from tests.integration.test_export import WRITES, conflicts, exported_rows, peop
 from tests.integration.test_export_faults import BY_CUSTOMER_CODE, BY_EMAIL, write_manifests
 from tests.operator_process import eventually
 from tests.reliability.sluice_processes import exit_code, sluice_process
+from tests.reliability.soak import FACTOR
 
 #: Profiles per cycle: the seed pipeline selects the US half, sent in batches of 100.
 PROFILES = 600
 SELECTED = PROFILES // 2
 WRITES_PER_RUN = SELECTED // BATCH_SIZE
 #: Per warehouse and export mode; the two modes make 20 kill points per warehouse.
-KILLS_PER_TEST = 10
+KILLS_PER_TEST = 10 * FACTOR
 RUN_TIMEOUT = 60.0
 #: The longest wait from an answer to the kill: a run records its last answers and ends within
 #: about that, so kills land on both sides of the warehouse recording the answer.

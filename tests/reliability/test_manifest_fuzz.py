@@ -21,6 +21,7 @@ from sluice.installation import INSTALLED
 from sluice.manifests import read_manifests
 from sluice.reconcile import apply, apply_set_of
 from sluice.store import Store
+from tests.reliability.soak import FACTOR
 from tests.support import EXAMPLES
 from tests.unit.test_robustness import mutated
 
@@ -62,7 +63,7 @@ def test_mutated_manifests_never_crash_and_never_replace_a_valid_version(tmp_pat
     tried: list[bool] = []
 
     @settings(
-        max_examples=150,
+        max_examples=150 * FACTOR,
         deadline=None,
         derandomize=True,
         database=None,
