@@ -33,6 +33,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "operator"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from targets import verdict
 from tests.apps import AppCase, case, cases, unpaced
 from tests.integration.conftest import Target
 from tests.integration.test_connectors import Export
@@ -113,11 +114,7 @@ def main() -> int:
             )
             if ratio > TARGET_FLOOR_RATIO:
                 missed.append(f"{code}: {ratio:.2f}× the floor of its rate limit")
-    for failure in missed:
-        print(f"target MISSED: {failure}")
-    if not missed:
-        print(f"targets: every run complete, every paced run within {TARGET_FLOOR_RATIO}×: ok")
-    return 1 if missed else 0
+    return verdict(missed, f"every run complete, every paced run within {TARGET_FLOOR_RATIO}×")
 
 
 if __name__ == "__main__":

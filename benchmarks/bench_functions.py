@@ -70,6 +70,7 @@ from sluice.functions.transformer import (
 from sluice.functions.values import InputEncoder, OutputChecker
 from sluice.mapping import Purpose, RecordError, Step, TimeLayouts, compile_mapping
 from sluice.model.types import Type, parse_type
+from targets import verdict
 
 PROFILES = 100_000
 KRENALIS_PROFILES = 10_000
@@ -532,11 +533,7 @@ def main() -> int:
     missed += report_memory(languages)
     for reason in skipped:
         print(f"skipped: {reason}")
-    for failure in missed:
-        print(f"target MISSED: {failure}")
-    if not missed:
-        print("targets: ok")
-    return 1 if missed else 0
+    return verdict(missed, "every function within its speed and memory targets")
 
 
 if __name__ == "__main__":

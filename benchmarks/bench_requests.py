@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sluice.apps import hubspot
 from sluice.apps.connector import RateLimit
 from sluice.twins.hubspot import HubSpotTwin, serve
+from targets import verdict
 from tests.integration.conftest import CUSTOMER_CODE, TOKEN, Target
 from tests.integration.test_export import READ, WRITES, people
 
@@ -172,11 +173,7 @@ def main() -> int:
                 missed.append(f"{measured.label}: {ratio:.2f}× its first run")
     if upsert[0].requests >= looked_up[0].requests:
         missed.append("upserting spent no fewer requests than looking up, then writing")
-    for failure in missed:
-        print(f"target MISSED: {failure}")
-    if not missed:
-        print("targets: no 409, upsert cheapest, recoveries within 1.5× their first run: ok")
-    return 1 if missed else 0
+    return verdict(missed, "no 409, upsert cheapest, recoveries within 1.5× their first run")
 
 
 if __name__ == "__main__":
