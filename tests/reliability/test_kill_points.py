@@ -52,7 +52,7 @@ KILLS_PER_TEST = 10 * FACTOR
 RUN_TIMEOUT = 60.0
 #: The longest wait from an answer to the kill: a run records its last answers and ends within
 #: about that, so kills land on both sides of the warehouse recording the answer.
-MAX_DELAY_AFTER_ANSWER = 0.05
+MAX_DELAY_AFTER_ANSWER = 0.02
 #: Set it to replay the kill points of a failed run: its seed is in the failure's message.
 SEED_VARIABLE = "SLUICE_KILL_POINTS_SEED"
 SEED = int(os.environ.get(SEED_VARIABLE) or random.SystemRandom().randrange(2**32))
@@ -64,7 +64,7 @@ class Phase(enum.StrEnum):
 
     BEFORE_APPLY = "before the batch is applied"
     BEFORE_ANSWER = "after the batch is applied, before its answer"
-    AFTER_ANSWER = "0-50 ms after the answer"
+    AFTER_ANSWER = "0-20 ms after the answer"
 
 
 @dataclass(frozen=True)
