@@ -64,6 +64,9 @@ WARMUP_ROUNDS = 50
 #: store query (what /status did for another workspace's pipeline, before the store confined
 #: its reads to the caller's namespace) added 10 to 16 %. The bound sits between.
 TIMING_BOUND = 0.05
+#: A difference counts once it shows in this many measurements in a row: one more query shows
+#: every time, a burst of load elsewhere on the machine seldom twice.
+TIMING_ATTEMPTS = 2
 
 #: The longest a request may take while the store is down: a refused connection is seen in
 #: milliseconds, a hang lasts until a TCP time-out.
@@ -285,10 +288,16 @@ def median_latencies(app: FastAPI, kinds: Sequence[Callable[[], Sent]]) -> list[
     return asyncio.run(measure())
 
 
-def assert_close(medians: list[float], what: str) -> None:
-    shown = ", ".join(f"{median * 1e6:.0f} µs" for median in medians)
-    print(f"{what}: medians {shown}")
-    assert max(medians) - min(medians) < min(medians) * TIMING_BOUND, f"{what}: medians {shown}"
+def assert_close(app: FastAPI, kinds: Sequence[Callable[[], Sent]], what: str) -> None:
+    """The kinds' median latencies are within TIMING_BOUND of each other, in one of
+    TIMING_ATTEMPTS measurements."""
+    for _ in range(TIMING_ATTEMPTS):
+        medians = median_latencies(app, kinds)
+        shown = ", ".join(f"{median * 1e6:.0f} µs" for median in medians)
+        print(f"{what}: medians {shown}")
+        if max(medians) - min(medians) < min(medians) * TIMING_BOUND:
+            return
+    raise AssertionError(f"{what}: medians {shown}, {TIMING_ATTEMPTS} times apart")
 
 
 @pytest.mark.parametrize(
@@ -307,10 +316,11 @@ def test_another_workspace_s_ids_take_as_long_as_ids_of_nothing(
     pairs = dict(others_and_nothing(asker))[owner]
     headers = bearer(KEYS[asker])
     taken, missing = pairs[endpoint]
-    medians = median_latencies(
-        create_app(store, []), [lambda: (taken, headers), lambda: (missing, headers)]
+    assert_close(
+        create_app(store, []),
+        [lambda: (taken, headers), lambda: (missing, headers)],
+        f"{asker} asking for {owner}'s {taken} vs {missing}",
     )
-    assert_close(medians, f"{asker} asking for {owner}'s {taken} vs {missing}")
 
 
 def test_keys_close_to_real_ones_take_as_long_as_unknown_keys(store: Store) -> None:
@@ -328,12 +338,16 @@ def test_keys_close_to_real_ones_take_as_long_as_unknown_keys(store: Store) -> N
         close_to(ADMIN_KEY),
         lambda: ("/v1/pipelines", bearer(unknown_key(length))),
     ]
-    logging.getLogger("sluice.api").setLevel(logging.ERROR)  # 3,150 refusals: not the point
+    # 3,150 refusals per measurement: not the point
+    logging.getLogger("sluice.api").setLevel(logging.ERROR)
     try:
-        medians = median_latencies(create_app(store, [ADMIN_KEY], UNLIMITED), kinds)
+        assert_close(
+            create_app(store, [ADMIN_KEY], UNLIMITED),
+            kinds,
+            "a workspace key's and the admin key's near misses vs unknown keys",
+        )
     finally:
         logging.getLogger("sluice.api").setLevel(logging.NOTSET)
-    assert_close(medians, "a workspace key's and the admin key's near misses vs unknown keys")
 
 
 # ---------------------------------------------------------------------------------------------
