@@ -167,6 +167,29 @@ def create_app(
 #: What a /v1 operation may answer besides 200: a refused request, and a store that is down.
 V1_ERRORS = errors(400, 401, 403, 404, 429, 503)
 
+#: The /v1 operations' ids, which the OpenAPI links name.
+LIST_PIPELINES = "listPipelines"
+GET_PIPELINE = "getPipeline"
+GET_PIPELINE_STATUS = "getPipelineStatus"
+LIST_PIPELINE_RUNS = "listPipelineRuns"
+
+
+def _links(pipeline_id: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a 200 answer to the operations on one pipeline, as a client walks the
+    API: ``pipeline_id`` is the runtime expression that finds the pipeline's id in the answer or
+    its request. Each link is named after the operation it leads to."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {"id": pipeline_id}}
+        for operation_id in operation_ids
+    }
+
+
+# A listing's first pipeline (JSON Pointer cannot name the last element of an array).
+_LISTED_PIPELINE_LINKS = _links(
+    "$response.body#/pipelines/0/id", GET_PIPELINE, GET_PIPELINE_STATUS, LIST_PIPELINE_RUNS
+)
+_PIPELINE_LINKS = _links("$request.path.id", GET_PIPELINE_STATUS, LIST_PIPELINE_RUNS)
+
 
 def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     router = APIRouter(
@@ -176,7 +199,8 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "",
         summary="List pipelines",
-        responses={200: {"model": PipelinePage}, **V1_ERRORS},
+        operation_id=LIST_PIPELINES,
+        responses={200: {"model": PipelinePage, "links": _LISTED_PIPELINE_LINKS}, **V1_ERRORS},
     )
     def list_pipelines(
         caller: Caller,
@@ -193,7 +217,8 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}",
         summary="Get pipeline",
-        responses={200: {"model": PipelineBody}, **V1_ERRORS},
+        operation_id=GET_PIPELINE,
+        responses={200: {"model": PipelineBody, "links": _PIPELINE_LINKS}, **V1_ERRORS},
     )
     def get_pipeline(id: PipelineId, caller: Caller) -> Response:
         with raised_as_failures():
@@ -203,6 +228,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}/status",
         summary="Whether the pipeline's newest version was accepted, with its conditions",
+        operation_id=GET_PIPELINE_STATUS,
         responses={200: {"model": PipelineStatus}, **V1_ERRORS},
     )
     def get_status(id: PipelineId, caller: Caller) -> Response:
@@ -214,6 +240,7 @@ def _pipelines_router(store: Store, authenticator: Authenticator) -> APIRouter:
     @router.get(
         "/{id}/runs",
         summary="List a pipeline's runs, newest first",
+        operation_id=LIST_PIPELINE_RUNS,
         responses={200: {"model": RunPage}, **V1_ERRORS},
     )
     def list_runs(id: PipelineId, caller: Caller, first: First = 0, limit: Limit = 100) -> Response:
