@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
+import anyio.to_thread
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Security
 from fastapi.openapi.utils import get_openapi
@@ -43,7 +45,7 @@ from sluice.api.status import status_body
 from sluice.model.errors import bad_request, not_found
 from sluice.model.ids import id_in_range
 from sluice.store import Store
-from sluice.store.store import MAX_PAGE
+from sluice.store.store import MAX_PAGE, POOL_SIZE
 
 ID_PATTERN = r"^[1-9][0-9]*$"
 MAX_FIRST = 2**31 - 1
@@ -148,7 +150,17 @@ def create_app(
     """The API app: read-only pipelines and runs, plus health, readiness and metrics.
     ``failure_limit`` says how many unknown keys one client address may send."""
     metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Requests read the store in threads: no more of them than the store keeps connections,
+        # as a request in a thread of its own would open one and close it (and the threads
+        # contend for one interpreter). Requests beyond wait, which costs them nothing.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
+        yield
+
     app = SluiceApi(
+        lifespan=lifespan,
         title="Sluice API",
         version=__version__,
         description="Read-only access to the export pipelines applied to the store, and "

@@ -23,6 +23,8 @@ from sluice.model.workspace import Workspace
 from sluice.store.schema import api_keys, connections, migrate, pipelines, runs, workspaces
 
 MAX_PAGE = 1000
+#: Connections the store keeps open: one for each thread the API reads it from.
+POOL_SIZE = 16
 
 
 class Change(StrEnum):
@@ -145,9 +147,16 @@ class Store:
     def __init__(self, url: str) -> None:
         try:
             # Compact JSON, as the API writes it: stored bodies are served as they are stored.
-            # A pooled connection is checked before use: after the database server restarts,
-            # the next read gets a new connection instead of failing on a dead one.
-            self.engine = sa.create_engine(url, json_serializer=compact_json, pool_pre_ping=True)
+            # The pool keeps a connection for each of the API's threads: one opened past the
+            # pool is closed after its request, and opening one costs more than most reads.
+            # A PostgreSQL connection is checked before use: after the server restarts, the
+            # next read gets a new connection instead of failing on a dead one.
+            self.engine = sa.create_engine(
+                url,
+                json_serializer=compact_json,
+                pool_size=POOL_SIZE,
+                pool_pre_ping=not url.startswith("sqlite"),
+            )
             if self.engine.dialect.name == "sqlite":
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             with self.engine.begin() as connection:
