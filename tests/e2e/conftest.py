@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from image.build import build as build_image
@@ -17,8 +18,10 @@ from tests.cluster import (
     running_under_ci,
     start,
 )
+from tests.e2e.test_operator import ExampleNamespace
 from tests.helm import build_helm, helm_unavailable_reason
 from tests.node import node_unavailable_reason
+from tests.operator_process import OperatorProcess, running_operator
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +83,23 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """A `sluice operator` of the test's own (test_operator.py shares one per module)."""
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as running:
+        yield running
+
+
+@pytest.fixture
+def examples(cluster: Cluster, tmp_path: Path) -> Iterator[ExampleNamespace]:
+    """The examples applied in a fresh namespace of their own."""
+    applied = ExampleNamespace(cluster.kubectl, tmp_path, f"e2e-{secrets.token_hex(4)}")
+    yield applied
+    cluster.kubectl("delete", "namespace", applied.namespace, "--wait=false")
 
 
 def require(what: str, reason: str | None) -> None:

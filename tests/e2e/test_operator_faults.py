@@ -5,10 +5,8 @@ restarted under it. Timings are printed (`pytest -s` shows them)."""
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from sluice.controller import builders
 from sluice.store import Store
 from tests.cluster import Cluster
 from tests.e2e.test_operator import ExampleNamespace, wait_ready
-from tests.operator_process import OperatorProcess, eventually, running_operator, write_seed_copies
+from tests.operator_process import OperatorProcess, eventually, write_seed_copies
 
 PIPELINES = 200
 #: The operator is killed once this many pipelines are Ready, and the kill must come before
@@ -33,21 +31,6 @@ SETTLE_SECONDS = 5.0
 APISERVER_DOWN_SECONDS = 5.0
 #: After the API server is back, how soon the operator must have acted on new changes.
 RESUME_SECONDS = 60.0
-
-
-@pytest.fixture
-def operator(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as running:
-        yield running
-
-
-@pytest.fixture
-def examples(cluster: Cluster, tmp_path: Path) -> Iterator[ExampleNamespace]:
-    applied = ExampleNamespace(cluster.kubectl, tmp_path, f"e2e-{secrets.token_hex(4)}")
-    yield applied
-    cluster.kubectl("delete", "namespace", applied.namespace, "--wait=false")
 
 
 def test_an_operator_killed_mid_way_through_200_pipelines_leaves_one_cronjob_each(
