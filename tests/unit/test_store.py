@@ -6,7 +6,9 @@ import io
 import json
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from sluice.store.schema import (
     valid_pipelines_by_namespace,
     workspaces,
 )
+from sluice.store.store import POOL_SIZE
 from tests.support import EXAMPLES, example_names
 
 SEED_ID = pipeline_id("marketing", "export-customers")
@@ -444,3 +447,27 @@ def test_a_missing_api_keys_secret_key_is_reported(store: Store, repo: Path) -> 
     edit(repo / "workspace.yaml", "    key: apiKeys\n", "    key: keys\n")
     result = applied(store, repo / "workspace.yaml")
     assert result["Workspace/marketing"] == 'invalid: Secret "sluice-api-keys" has no key "keys"'
+
+
+def test_as_many_readers_as_the_pool_holds_open_no_new_connection(store: Store) -> None:
+    """The API reads the store from POOL_SIZE threads at once: once each holds a connection,
+    the next rounds open none (a connection opened past the pool would be closed after its
+    request, and opened again by the next)."""
+    opened: list[object] = []
+    sa.event.listen(store.engine, "connect", lambda connection, _record: opened.append(connection))
+    together = threading.Barrier(POOL_SIZE)
+
+    def read(rounds: int) -> None:
+        for _ in range(rounds):
+            with store.engine.connect() as connection:
+                connection.execute(sa.select(1))
+                together.wait(timeout=10)  # every thread holds a connection at once
+
+    for rounds in (1, 3):
+        before = len(opened)
+        with ThreadPoolExecutor(POOL_SIZE) as threads:
+            list(threads.map(read, [rounds] * POOL_SIZE))
+        if rounds == 1:
+            assert len(opened) <= POOL_SIZE
+        else:
+            assert len(opened) == before, "a reader opened a connection the pool should hold"
