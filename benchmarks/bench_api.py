@@ -9,8 +9,9 @@ throughput as a ratio to the trivial endpoint's. Then 100,000 more requests of e
 (pipelines, pages, unknown ids, unknown keys) while the server's resident memory is sampled.
 Then load: 64 concurrent clients for 15 s on the trivial endpoint, then for 60 s of mixed
 ``/v1`` requests (a pipeline, its status, its runs, a page, an unknown id), the memory sampled
-every 6 s, after 120 s of the same load to warm up: the server's memory grows for its first
-90 s or so under 64 clients (connections, its thread pool, caches) and then holds.
+every 6 s, after 120 s of the same load to warm up: under 64 clients the server's memory
+grows at first (connections, its thread pool, caches; for up to 90 s in the runs measured) and
+then holds.
 Reported: requests/s, p50 and p99 latency, and the ratio to the trivial endpoint under the
 same load.
 
