@@ -40,11 +40,11 @@ def install_crds(cluster: Cluster) -> None:
 
 
 @contextlib.contextmanager
-def running_operator(cluster: Cluster, folder: Path) -> Iterator[OperatorProcess]:
-    """Sluice's CRDs installed, and `sluice operator` running on a store in ``folder`` until
-    the `with` ends."""
+def running_operator(cluster: Cluster, folder: Path, *options: str) -> Iterator[OperatorProcess]:
+    """Sluice's CRDs installed, and `sluice operator OPTIONS` running on a store in ``folder``
+    until the `with` ends."""
     install_crds(cluster)
-    running = OperatorProcess(cluster, folder)
+    running = OperatorProcess(cluster, folder, *options)
     running.start()
     try:
         yield running

@@ -21,7 +21,7 @@ from tests.cluster import (
 from tests.e2e.test_operator import ExampleNamespace
 from tests.helm import build_helm, helm_unavailable_reason
 from tests.node import node_unavailable_reason
-from tests.operator_process import OperatorProcess, running_operator
+from tests.operator_process import OperatorProcess, install_crds, running_operator
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +96,8 @@ def operator(
 
 @pytest.fixture
 def examples(cluster: Cluster, tmp_path: Path) -> Iterator[ExampleNamespace]:
-    """The examples applied in a fresh namespace of their own."""
+    """The examples applied in a fresh namespace of their own (Sluice's CRDs installed)."""
+    install_crds(cluster)
     applied = ExampleNamespace(cluster.kubectl, tmp_path, f"e2e-{secrets.token_hex(4)}")
     yield applied
     cluster.kubectl("delete", "namespace", applied.namespace, "--wait=false")

@@ -18,6 +18,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,22 @@ from sluice.model.pipeline import Pipeline, pipeline_to_api
 from sluice.model.resources import Outcome, validate_resources
 from tests.cluster import Cluster
 from tests.e2e.test_operator import ExampleNamespace, api_get, wait_ready
-from tests.operator_process import OperatorProcess, eventually
+from tests.operator_process import OperatorProcess, eventually, running_operator
 from tests.reliability.soak import FACTOR
 from tests.reliability.test_manifest_fuzz import PIPELINE, far_schedule, mutations, renamed
+
+
+@pytest.fixture
+def operator(
+    cluster: Cluster, examples: ExampleNamespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """An operator watching the examples' namespace alone: the namespaces of earlier tests,
+    still being deleted, are not this test's (children applied there fail, and the operator
+    logs the failed pass with its traceback)."""
+    folder = tmp_path_factory.mktemp("operator")
+    with running_operator(cluster, folder, "--watch-namespace", examples.namespace) as running:
+        yield running
+
 
 #: Mutations of the seed pipeline drawn: about 4 in 5 are distinct, and the CRD schema admits
 #: about one distinct mutation in 20.
