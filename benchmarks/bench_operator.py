@@ -145,11 +145,8 @@ def until(done: Callable[[], bool], seconds: float) -> float:
 
 def ready_times(cluster: Cluster) -> dict[str, float]:
     """Each Ready pipeline's apply→Ready latency in seconds, by name."""
-    listed = json.loads(
-        cluster.kubectl("get", "exportpipelines", "-n", NAMESPACE, "-o", "json", timeout=120).stdout
-    )
     latencies = {}
-    for item in listed["items"]:
+    for item in listed(cluster, "exportpipelines"):
         for condition in (item.get("status") or {}).get("conditions", []):
             if condition["type"] == "Ready" and condition["status"] == "True":
                 created = _moment(item["metadata"]["creationTimestamp"])
